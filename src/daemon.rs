@@ -1,0 +1,1 @@
+//! Wiring: starts the daemon's tasks.

@@ -1,0 +1,1 @@
+//! The daemon's face to the host: logging (later systemd, D-Bus, metrics).

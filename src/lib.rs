@@ -1,0 +1,10 @@
+//! ferrolb: Services of `type: LoadBalancer` for bare-metal Kubernetes, as one host daemon per
+//! node. See `DESIGN.md` (shared with the project) for the map; each module's doc says what it
+//! holds.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod daemon;
+pub mod host;
+pub mod ipam;
