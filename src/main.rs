@@ -1,1 +1,106 @@
-fn main() {}
+//! The `ferrolb` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use ferrolb::config::{self, LoadOptions};
+use ferrolb::host::logging;
+
+/// LoadBalancer Services for bare-metal Kubernetes: one host daemon per node answers ARP/NDP or
+/// speaks BGP for the Service addresses it owns.
+#[derive(Debug, Parser)]
+#[command(name = "ferrolb", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (what systemd starts).
+    Run {
+        /// The main configuration file [default: $FERROLB_CONFIG, else /etc/ferrolb/ferrolb.toml].
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Load and validate the configuration (main file, conf.d, FERROLB_* variables), print a
+    /// summary and exit 0, or print every error and exit 1.
+    CheckConfig {
+        /// The main configuration file [default: $FERROLB_CONFIG, else /etc/ferrolb/ferrolb.toml].
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(config),
+        Command::Run { config } => run(config),
+    }
+}
+
+fn load_options(path: Option<PathBuf>) -> LoadOptions {
+    LoadOptions {
+        path,
+        env: std::env::vars().collect(),
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> ExitCode {
+    match config::load(&load_options(path)) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            print!("{}", loaded.config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: Option<PathBuf>) -> ExitCode {
+    let opts = load_options(path);
+    let loaded = match config::load(&opts) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("ferrolb: not started: the configuration has errors (see above)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (level, format) = log_settings(&loaded.config);
+    if let Err(error) = logging::init(&level, format) {
+        eprintln!("ferrolb: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferrolb: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ferrolb::daemon::run(opts, loaded)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "daemon stopped");
+            eprintln!("ferrolb: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn log_settings(_config: &config::Config) -> (String, logging::Format) {
+    ("info".to_string(), logging::Format::Text)
+}
