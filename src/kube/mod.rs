@@ -1,0 +1,17 @@
+//! The Kubernetes side: connecting (kubeconfig, token file, CA, client certificates), the HTTP
+//! client with its rate limit, reflectors that keep slim copies of Services, EndpointSlices and
+//! Nodes, status writes, Events and the allocator Lease. Knows nothing of announcing.
+
+pub mod backoff;
+pub mod client;
+pub mod connection;
+pub mod error;
+pub mod kubeconfig;
+pub mod objects;
+pub mod ratelimit;
+pub mod reflector;
+
+pub use client::{Client, PatchType, WatchEvent};
+pub use connection::{Connection, Pem, TokenSource};
+pub use error::{ApiStatus, KubeError, KubeconfigError};
+pub use objects::{EndpointInfo, EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo, ServicePort};
