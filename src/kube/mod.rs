@@ -7,6 +7,7 @@ pub mod client;
 pub mod connection;
 pub mod error;
 pub mod kubeconfig;
+pub mod lease;
 pub mod objects;
 pub mod ratelimit;
 pub mod reflector;
