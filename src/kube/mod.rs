@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod events;
 pub mod connection;
 pub mod error;
 pub mod kubeconfig;
@@ -11,6 +12,7 @@ pub mod lease;
 pub mod objects;
 pub mod ratelimit;
 pub mod reflector;
+pub mod status;
 
 pub use client::{Client, PatchType, WatchEvent};
 pub use connection::{Connection, Pem, TokenSource};
