@@ -13,6 +13,7 @@ pub mod objects;
 pub mod ratelimit;
 pub mod reflector;
 pub mod status;
+pub mod store;
 
 pub use client::{Client, PatchType, WatchEvent};
 pub use connection::{Connection, Pem, TokenSource};
