@@ -15,14 +15,14 @@ pub enum Community {
 
 /// The well-known standard communities by name, and their values.
 pub const WELL_KNOWN: [(&str, u32); 8] = [
-    ("graceful-shutdown", 0xFFFF_0000), // RFC 8326
-    ("accept-own", 0xFFFF_0001),        // RFC 7611
-    ("blackhole", 0xFFFF_029A),         // RFC 7999
-    ("no-export", 0xFFFF_FF01),         // RFC 1997
-    ("no-advertise", 0xFFFF_FF02),      // RFC 1997
+    ("graceful-shutdown", 0xFFFF_0000),   // RFC 8326
+    ("accept-own", 0xFFFF_0001),          // RFC 7611
+    ("blackhole", 0xFFFF_029A),           // RFC 7999
+    ("no-export", 0xFFFF_FF01),           // RFC 1997
+    ("no-advertise", 0xFFFF_FF02),        // RFC 1997
     ("no-export-subconfed", 0xFFFF_FF03), // RFC 1997
-    ("local-as", 0xFFFF_FF03),          // the same value under its other name
-    ("no-peer", 0xFFFF_FF04),           // RFC 3765
+    ("local-as", 0xFFFF_FF03),            // the same value under its other name
+    ("no-peer", 0xFFFF_FF04),             // RFC 3765
 ];
 
 impl Community {
@@ -117,8 +117,18 @@ mod tests {
     #[test]
     fn refuses_malformed() {
         for bad in [
-            "", "65000", "65536:1", "1:65536", "-1:1", "a:b", "1:2:3", "large:1:2", "large:1:2:3:4",
-            "large:4294967296:1:1", "no_export", "NO-EXPORT",
+            "",
+            "65000",
+            "65536:1",
+            "1:65536",
+            "-1:1",
+            "a:b",
+            "1:2:3",
+            "large:1:2",
+            "large:1:2:3:4",
+            "large:4294967296:1:1",
+            "no_export",
+            "NO-EXPORT",
         ] {
             let e = bad.parse::<Community>().unwrap_err();
             assert!(e.to_string().contains("65000:100"), "{bad}: {e}");
@@ -136,7 +146,8 @@ mod tests {
     fn any_community() -> impl Strategy<Value = Community> {
         prop_oneof![
             any::<u32>().prop_map(Community::Standard),
-            (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(a, b, c)| Community::Large(a, b, c)),
+            (any::<u32>(), any::<u32>(), any::<u32>())
+                .prop_map(|(a, b, c)| Community::Large(a, b, c)),
             proptest::sample::select(WELL_KNOWN.to_vec()).prop_map(|(_, v)| Community::Standard(v)),
         ]
     }

@@ -153,7 +153,10 @@ mod tests {
             "log.level",
             "bad",
         );
-        assert_eq!(d.to_string(), "environment FERROLB_LOG__LEVEL: log.level: bad");
+        assert_eq!(
+            d.to_string(),
+            "environment FERROLB_LOG__LEVEL: log.level: bad"
+        );
         let d = Diagnostic::warning(
             Location::File {
                 path: "a.toml".into(),
@@ -165,7 +168,9 @@ mod tests {
         );
         assert_eq!(d.to_string(), "warning: a.toml: no pool");
         let d = Diagnostic::warning(Location::Unknown, "cluster.secret_file", "missing").blocking();
-        assert!(d.to_string().starts_with("warning: cluster.secret_file: missing ("));
+        assert!(d
+            .to_string()
+            .starts_with("warning: cluster.secret_file: missing ("));
         assert!(!d.is_error());
     }
 }

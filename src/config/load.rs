@@ -70,8 +70,15 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
 
 /// See [`super::load_str`].
 pub fn load_str(name: &str, text: &str) -> Result<Loaded, ConfigErrors> {
-    let base = Path::new(name).parent().filter(|p| !p.as_os_str().is_empty());
-    pipeline(vec![SourceText::new(name, text)], Vec::new(), Vec::new(), base)
+    let base = Path::new(name)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    pipeline(
+        vec![SourceText::new(name, text)],
+        Vec::new(),
+        Vec::new(),
+        base,
+    )
 }
 
 fn env_get<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -307,7 +314,10 @@ fn explain(message: &str, at: Option<&str>) -> (String, String, String) {
     let at = at.unwrap_or("");
     if let Some((field, expected)) = parse_unknown(message, "unknown field `") {
         // The span is the unknown key: `at` is its entry (for `[[x]]`, an element of `x`).
-        let path = match at.strip_suffix(']').and_then(|p| p.rfind('[').map(|i| &at[..i])) {
+        let path = match at
+            .strip_suffix(']')
+            .and_then(|p| p.rfind('[').map(|i| &at[..i]))
+        {
             Some(array) if last_key(array) == field => array.to_string(),
             _ if last_key(at) == field => at.to_string(),
             _ => spans::join(at, &field),
@@ -323,7 +333,17 @@ fn explain(message: &str, at: Option<&str>) -> (String, String, String) {
         }
         return (at.to_string(), at.to_string(), m);
     }
-    (at.to_string(), at.to_string(), plain_words(message))
+    let mut m = plain_words(message);
+    if message == "wanted string or table" {
+        // What `toml` says when an enum gets a number or a boolean.
+        m = match last_key(at) {
+            "mode" => "invalid type: expected \"l2\" or \"bgp\"".to_string(),
+            "failback" => "invalid type: expected \"sticky\" or \"immediate\"".to_string(),
+            "format" => "invalid type: expected \"text\" or \"json\"".to_string(),
+            _ => "invalid type: expected a string".to_string(),
+        };
+    }
+    (at.to_string(), at.to_string(), m)
 }
 
 /// `unknown field `x`, expected one of `a`, `b`` → (`x`, [`a`, `b`]).
@@ -397,7 +417,10 @@ fn plain_words(message: &str) -> String {
         .replace("a map", "a table")
         .replace("expected i64", "expected an integer")
         .replace("expected enum Mode", "expected \"l2\" or \"bgp\"")
-        .replace("expected enum Failback", "expected \"sticky\" or \"immediate\"")
+        .replace(
+            "expected enum Failback",
+            "expected \"sticky\" or \"immediate\"",
+        )
         .replace("expected enum LogFormat", "expected \"text\" or \"json\"");
     while let Some(i) = m.find("expected struct ") {
         let end = m[i + 16..]
@@ -409,50 +432,53 @@ fn plain_words(message: &str) -> String {
 }
 
 /// For a syntax error: the key path the broken line most likely belongs to, from the table
-/// headers above it and the key at its start.
+/// headers above it and the last `key =` in that table (a value may span several lines).
 fn guess_key(text: &str, offset: usize, counts: &HashMap<String, usize>) -> String {
-    let before = text.get(..offset).unwrap_or(text);
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let upto = text.get(..offset).unwrap_or(text);
+    let line_end = text[upto.len()..]
+        .find('\n')
+        .map_or(text.len(), |i| upto.len() + i);
     let mut table = String::new();
+    let mut key: Option<String> = None;
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for line in text[..line_start].lines() {
+    let dotted = |name: &str| name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+    for line in text[..line_end].lines() {
         let t = line.trim();
-        if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let name: String = name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+        if let Some(name) = t.strip_prefix("[[") {
+            let name = dotted(name.split("]]").next().unwrap_or_default());
             let n = seen.entry(name.clone()).or_insert(0);
             table = format!("{name}[{}]", counts.get(&name).copied().unwrap_or(0) + *n);
             *n += 1;
-        } else if let Some(name) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            let name: Vec<&str> = name.split('.').map(str::trim).collect();
+            key = None;
+        } else if let Some(name) = t.strip_prefix('[') {
+            let name = dotted(name.split(']').next().unwrap_or_default());
             // `[pool.bgp]` after `[[pool]]` belongs to the latest pool.
-            table = match name.split_first() {
-                Some((head, tail)) if table.starts_with(&format!("{head}[")) => {
-                    let array = table.split('.').next().unwrap_or_default().to_string();
-                    std::iter::once(array)
-                        .chain(tail.iter().map(|s| s.to_string()))
-                        .collect::<Vec<_>>()
-                        .join(".")
+            let array = table.split('.').next().unwrap_or_default();
+            table = match name.split_once('.') {
+                Some((head, tail)) if array.starts_with(&format!("{head}[")) => {
+                    format!("{array}.{tail}")
                 }
-                _ => name.join("."),
+                _ => name,
             };
-        }
-    }
-    let line = text[line_start..].lines().next().unwrap_or_default().trim();
-    if line.starts_with('[') {
-        let name = line.trim_start_matches('[');
-        let name = name.split(']').next().unwrap_or_default().trim();
-        return name.to_string();
-    }
-    match line.split_once('=') {
-        Some((key, _)) if !key.trim().is_empty() && !key.contains(['"', '\'', '[', '{']) => {
-            let key = key.trim().split('.').map(str::trim).collect::<Vec<_>>().join(".");
-            if table.is_empty() {
-                key
-            } else {
-                format!("{table}.{key}")
+            key = None;
+        } else if let Some((k, _)) = t.split_once('=') {
+            let k = k.trim();
+            if !k.is_empty()
+                && k.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+            {
+                key = Some(dotted(k));
             }
         }
-        _ => table,
+    }
+    let current = text[..line_end].lines().last().unwrap_or_default().trim();
+    if current.starts_with('[') {
+        return table;
+    }
+    match key {
+        Some(k) if table.is_empty() => k,
+        Some(k) => format!("{table}.{k}"),
+        None => table,
     }
 }
 
@@ -500,7 +526,8 @@ fn pipeline(
             Err(e) => {
                 let message = match &e.kind {
                     figment::error::Kind::UnknownField(field, expected) => {
-                        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+                        let expected: Vec<String> =
+                            expected.iter().map(|s| s.to_string()).collect();
                         unknown_key(&var.path, field, &expected)
                     }
                     kind => plain_words(&kind.to_string()),
@@ -662,7 +689,10 @@ mod tests {
         let m = unknown_key("pool[0].hold_time", "hold_time", &[]);
         assert!(m.contains("is a key of [[bgp.peer]]"), "{m}");
         let m = unknown_key("pool[0].bgp.interfaces", "interfaces", &[]);
-        assert!(m.contains("in [pool.bgp]") && m.contains("key of [[pool]]"), "{m}");
+        assert!(
+            m.contains("in [pool.bgp]") && m.contains("key of [[pool]]"),
+            "{m}"
+        );
         let m = unknown_key("level", "level", &[]);
         assert!(m.contains("the top level") && m.contains("[log]"), "{m}");
     }
@@ -675,10 +705,19 @@ mod tests {
         );
         assert_eq!((key.as_str(), culprit.as_str()), ("pools", "pools"));
         assert!(m.contains("did you mean `pool`?"), "{m}");
-        let (key, _, m) = explain("unknown variant `L3`, expected `l2` or `bgp`", Some("pool[0].mode"));
+        let (key, _, m) = explain(
+            "unknown variant `L3`, expected `l2` or `bgp`",
+            Some("pool[0].mode"),
+        );
         assert_eq!(key, "pool[0].mode");
-        assert!(m.contains("expected \"l2\" or \"bgp\"; did you mean \"l2\"?"), "{m}");
-        let (_, _, m) = explain("invalid type: integer `3`, expected a sequence", Some("pool"));
+        assert!(
+            m.contains("expected \"l2\" or \"bgp\"; did you mean \"l2\"?"),
+            "{m}"
+        );
+        let (_, _, m) = explain(
+            "invalid type: integer `3`, expected a sequence",
+            Some("pool"),
+        );
         assert_eq!(m, "invalid type: integer `3`, expected an array");
         assert_eq!(
             plain_words("invalid type: string \"x\", expected struct PoolSection"),
@@ -693,9 +732,14 @@ mod tests {
         let at = text.find("peers").unwrap();
         assert_eq!(guess_key(text, at + 8, &counts), "pool[2].bgp.peers");
         let text = "[log]\nlevel = info\n";
-        assert_eq!(guess_key(text, text.find("info").unwrap(), &counts), "log.level");
+        assert_eq!(
+            guess_key(text, text.find("info").unwrap(), &counts),
+            "log.level"
+        );
         let text = "[log\n";
         assert_eq!(guess_key(text, 4, &counts), "log");
+        let text = "[[pool]]\naddresses = [\"a\",\n  \"b\"\n\n";
+        assert_eq!(guess_key(text, text.len(), &counts), "pool[2].addresses");
     }
 
     #[test]
@@ -715,7 +759,11 @@ mod tests {
         assert_eq!(vars.len(), 1);
         assert_eq!(vars[0].path, "log.level");
         assert_eq!(diags.len(), 2, "{diags:?}");
-        assert!(diags[0].to_string().contains("FERROLB_LOG__LEVEL"), "{}", diags[0]);
+        assert!(
+            diags[0].to_string().contains("FERROLB_LOG__LEVEL"),
+            "{}",
+            diags[0]
+        );
         assert!(diags[1].is_error() && diags[1].message.contains("conf.d"));
     }
 
@@ -729,7 +777,10 @@ mod tests {
         fs::write(&key, "secret").unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
         let (m, blocks) = inspect(&key, "the gossip key", true).unwrap();
-        assert!(m.contains("mode 0644") && m.contains("chmod 600") && blocks, "{m}");
+        assert!(
+            m.contains("mode 0644") && m.contains("chmod 600") && blocks,
+            "{m}"
+        );
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(inspect(&key, "the gossip key", true), None);
         let (m, _) = inspect(dir.path(), "the gossip key", true).unwrap();

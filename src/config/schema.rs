@@ -431,8 +431,8 @@ mod tests {
     fn durations_want_units() {
         let e = toml::from_str::<FileConfig>("[kubernetes]\nlease_duration = 15\n").unwrap_err();
         assert!(e.message().contains("\"15s\""), "{e}");
-        let e = toml::from_str::<FileConfig>("[kubernetes]\nlease_duration = \"15x\"\n")
-            .unwrap_err();
+        let e =
+            toml::from_str::<FileConfig>("[kubernetes]\nlease_duration = \"15x\"\n").unwrap_err();
         assert!(e.message().contains("not a duration"), "{e}");
         let c: FileConfig = toml::from_str("[kubernetes]\nlease_duration = \"1m\"\n").unwrap();
         assert_eq!(c.kubernetes.lease_duration.0, Duration::from_secs(60));

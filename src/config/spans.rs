@@ -124,7 +124,13 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
-    fn push(&mut self, path: String, pos: Option<usize>, extent: Option<Range<usize>>, mask: Option<Range<usize>>) {
+    fn push(
+        &mut self,
+        path: String,
+        pos: Option<usize>,
+        extent: Option<Range<usize>>,
+        mask: Option<Range<usize>>,
+    ) {
         self.out.records.push(Record {
             path,
             pos,
@@ -176,7 +182,12 @@ impl Walker<'_> {
                     for (i, t) in array.iter().enumerate() {
                         let elem = format!("{child}[{}]", offset + i);
                         let span = t.span();
-                        self.push(elem.clone(), span.as_ref().map(|s| s.start), span.clone(), span);
+                        self.push(
+                            elem.clone(),
+                            span.as_ref().map(|s| s.start),
+                            span.clone(),
+                            span,
+                        );
                         self.table(t, &elem);
                     }
                     self.out.lengths.insert(child, offset + array.len());
@@ -196,7 +207,9 @@ impl Walker<'_> {
                     self.push(elem.clone(), span.as_ref().map(|s| s.start), span, None);
                     self.value(v, &elem);
                 }
-                self.out.lengths.insert(path.to_string(), offset + array.len());
+                self.out
+                    .lengths
+                    .insert(path.to_string(), offset + array.len());
             }
             Value::InlineTable(table) => {
                 for (k, v) in table.iter() {
@@ -222,7 +235,11 @@ pub fn join(parent: &str, key: &str) -> String {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    let key = if bare { key.to_string() } else { format!("{key:?}") };
+    let key = if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    };
     if parent.is_empty() {
         key
     } else {
@@ -256,8 +273,17 @@ pub fn parent(path: &str) -> Option<&str> {
 
 /// The last key of a path, without its index: `pool[1].addresses[0]` → `addresses`.
 pub fn last_key(path: &str) -> &str {
-    let p = path.strip_suffix(']').and_then(|p| p.rfind('[').map(|i| &path[..i])).unwrap_or(path);
-    let start = parent(p).map_or(0, |parent| if parent.is_empty() { 0 } else { parent.len() + 1 });
+    let p = path
+        .strip_suffix(']')
+        .and_then(|p| p.rfind('[').map(|i| &path[..i]))
+        .unwrap_or(path);
+    let start = parent(p).map_or(0, |parent| {
+        if parent.is_empty() {
+            0
+        } else {
+            parent.len() + 1
+        }
+    });
     &p[start..]
 }
 
@@ -265,7 +291,8 @@ pub fn last_key(path: &str) -> &str {
 pub fn is_within(path: &str, prefix: &str) -> bool {
     prefix.is_empty()
         || path == prefix
-        || (path.starts_with(prefix) && matches!(path.as_bytes().get(prefix.len()), Some(b'.' | b'[')))
+        || (path.starts_with(prefix)
+            && matches!(path.as_bytes().get(prefix.len()), Some(b'.' | b'[')))
 }
 
 /// The schema table a path lies in, without indices: `pool[1].bgp.peers` → `pool.bgp`.
@@ -388,7 +415,10 @@ impl SpanIndex {
             .iter()
             .filter(|(p, _)| is_within(p, path) && p.as_str() != path)
             .filter_map(|(_, o)| match o {
-                Origin::File { file, pos: Some(pos) } => Some((*file, *pos, o)),
+                Origin::File {
+                    file,
+                    pos: Some(pos),
+                } => Some((*file, *pos, o)),
                 _ => None,
             })
             .min_by_key(|(file, pos, _)| (*file, *pos));
@@ -418,6 +448,9 @@ impl SpanIndex {
     /// A short "where" for naming another place in a message: `file:line:col`,
     /// `environment VAR`, or `default`.
     pub fn describe(&self, path: &str) -> String {
+        if !self.is_written(path) {
+            return "default".to_string();
+        }
         match self.locate(path) {
             Location::Unknown => "default".to_string(),
             loc => loc.to_string(),
@@ -510,21 +543,33 @@ communities = ["no-export"]
         assert_eq!(at(&index, "log.level"), "/etc/ferrolb/ferrolb.toml:2:9");
         assert_eq!(at(&index, "log"), "/etc/ferrolb/ferrolb.toml:1:2");
         assert_eq!(at(&index, "pool[0]"), "/etc/ferrolb/ferrolb.toml:4:1");
-        assert_eq!(at(&index, "pool[0].addresses[1]"), "/etc/ferrolb/ferrolb.toml:7:3");
-        assert_eq!(at(&index, "pool[0].bgp.peers[0]"), "/etc/ferrolb/ferrolb.toml:8:14");
+        assert_eq!(
+            at(&index, "pool[0].addresses[1]"),
+            "/etc/ferrolb/ferrolb.toml:7:3"
+        );
+        assert_eq!(
+            at(&index, "pool[0].bgp.peers[0]"),
+            "/etc/ferrolb/ferrolb.toml:8:14"
+        );
         assert_eq!(
             at(&index, "pool[0].node_selector.\"kubernetes.io/hostname\""),
             "/etc/ferrolb/ferrolb.toml:9:46"
         );
         assert_eq!(at(&index, "pool[1].bgp"), "/etc/ferrolb/ferrolb.toml:13:7");
-        assert_eq!(at(&index, "pool[1].bgp.communities[0]"), "/etc/ferrolb/ferrolb.toml:14:16");
+        assert_eq!(
+            at(&index, "pool[1].bgp.communities[0]"),
+            "/etc/ferrolb/ferrolb.toml:14:16"
+        );
     }
 
     #[test]
     fn arrays_count_across_files() {
         let (index, _) = index();
         assert_eq!(at(&index, "pool[2]"), "/etc/ferrolb/conf.d/10-c.toml:1:1");
-        assert_eq!(at(&index, "pool[2].addresses[0]"), "/etc/ferrolb/conf.d/10-c.toml:3:14");
+        assert_eq!(
+            at(&index, "pool[2].addresses[0]"),
+            "/etc/ferrolb/conf.d/10-c.toml:3:14"
+        );
         assert_eq!(index.counts().get("pool"), Some(&3));
     }
 
@@ -551,7 +596,10 @@ communities = ["no-export"]
         let key = MAIN.find("level").unwrap();
         assert_eq!(w.path_at(&(key..key + 5)).unwrap().path, "log.level");
         let elem = MAIN.find("\"10.0.1.0/24\"").unwrap();
-        assert_eq!(w.path_at(&(elem..elem + 13)).unwrap().path, "pool[0].addresses[1]");
+        assert_eq!(
+            w.path_at(&(elem..elem + 13)).unwrap().path,
+            "pool[0].addresses[1]"
+        );
         let (masked, ranges) = w.masks_for("pool[0].addresses[1]").unwrap();
         assert_eq!(masked, "pool[0].addresses");
         let text = blank(MAIN, &ranges);
@@ -581,8 +629,14 @@ communities = ["no-export"]
         assert_eq!(parent("pool[1]"), Some("pool"));
         assert_eq!(parent("pool"), Some(""));
         assert_eq!(parent(""), None);
-        assert_eq!(parent("p[0].node_selector.\"a.b/c\""), Some("p[0].node_selector"));
-        assert_eq!(join("p[0].node_selector", "a.b/c"), "p[0].node_selector.\"a.b/c\"");
+        assert_eq!(
+            parent("p[0].node_selector.\"a.b/c\""),
+            Some("p[0].node_selector")
+        );
+        assert_eq!(
+            join("p[0].node_selector", "a.b/c"),
+            "p[0].node_selector.\"a.b/c\""
+        );
         assert_eq!(join("", "log"), "log");
         assert_eq!(last_key("pool[1].addresses[0]"), "addresses");
         assert_eq!(last_key("pools[0]"), "pools");

@@ -19,7 +19,11 @@ impl Config {
             count(self.pools.len(), "pool"),
             count(self.peers.len(), "BGP peer"),
             if self.cluster.enabled { "on" } else { "off" },
-            if self.metrics.listen.is_some() { "on" } else { "off" },
+            if self.metrics.listen.is_some() {
+                "on"
+            } else {
+                "off"
+            },
         );
         for pool in &self.pools {
             let _ = writeln!(s, "pool {}: {}", pool.name, self.describe_pool(pool));
@@ -50,7 +54,11 @@ impl Config {
             Some(c) => format!("Services of class {c}"),
             None => "Services without a class".to_string(),
         };
-        let _ = writeln!(s, "kubernetes: {api}, {class}, lease in {}", k.lease_namespace);
+        let _ = writeln!(
+            s,
+            "kubernetes: {api}, {class}, lease in {}",
+            k.lease_namespace
+        );
         let c = &self.cluster;
         if c.enabled {
             let security = match (&c.secret_file, c.insecure) {
@@ -61,7 +69,11 @@ impl Config {
             let join = if c.join.is_empty() {
                 "every Node's InternalIP".to_string()
             } else {
-                c.join.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                c.join
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let _ = writeln!(s, "gossip: on, {}, {security}, joins {join}", c.bind);
         } else {
@@ -180,7 +192,10 @@ mod tests {
         let loaded = crate::config::load_str("t.toml", text).unwrap();
         let s = loaded.config.summary();
         let lines: Vec<&str> = s.lines().collect();
-        assert_eq!(lines[0], "node (host name): 2 pools, 1 BGP peer, gossip on, metrics on");
+        assert_eq!(
+            lines[0],
+            "node (host name): 2 pools, 1 BGP peer, gossip on, metrics on"
+        );
         assert_eq!(
             lines[1],
             "pool default: l2, 21 IPv4 + 256 IPv6 addresses (192.168.10.10-192.168.10.30, fd00:10::/120)"
@@ -189,7 +204,10 @@ mod tests {
             lines[2],
             "pool transit: bgp to all peers, 256 IPv4 addresses (10.1.0.0/24), on request only"
         );
-        assert_eq!(lines[3], "peer 192.168.100.3: AS 64001 from AS 64500, hold 90s");
+        assert_eq!(
+            lines[3],
+            "peer 192.168.100.3: AS 64001 from AS 64500, hold 90s"
+        );
         assert!(s.contains("gossip: on, 0.0.0.0:7946, encrypted with /etc/ferrolb/gossip.key"));
         assert!(s.contains("metrics: http://0.0.0.0:7472/metrics"));
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::community::Community;
 use super::diagnostic::Diagnostic;
 use super::model::{
-    BgpAdvertisement, Cluster, Config, Kubernetes, L2, Log, Metrics, Mode, Node, Peer, Pool,
-    PoolMode,
+    BgpAdvertisement, Cluster, Config, Kubernetes, Log, Metrics, Mode, Node, Peer, Pool, PoolMode,
+    L2,
 };
 use super::schema::{FileConfig, PeerSection, PoolSection};
 use super::spans::{join, SpanIndex};
@@ -404,8 +404,14 @@ impl Validator<'_> {
                 } else {
                     format!("{at}.address")
                 };
-                if p.name.is_some() && (name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control())) {
-                    self.err(&key, format!("peer name {name:?} must be non-empty, without whitespace"));
+                if p.name.is_some()
+                    && (name.is_empty()
+                        || name.chars().any(|c| c.is_whitespace() || c.is_control()))
+                {
+                    self.err(
+                        &key,
+                        format!("peer name {name:?} must be non-empty, without whitespace"),
+                    );
                     ok = false;
                 } else if let Some(&j) = names.get(name) {
                     let hint = if p.name.is_none() {
@@ -457,7 +463,10 @@ impl Validator<'_> {
         let key = |k: &str| format!("{at}.{k}");
         let address = match &p.address {
             None => {
-                self.err(&key("address"), "is required: the neighbour's IP address, like address = \"192.168.100.3\"");
+                self.err(
+                    &key("address"),
+                    "is required: the neighbour's IP address, like address = \"192.168.100.3\"",
+                );
                 None
             }
             Some(a) => match a.trim().parse::<IpAddr>() {
@@ -475,7 +484,10 @@ impl Validator<'_> {
             Some(n) => match u16::try_from(n).ok().filter(|n| *n != 0) {
                 Some(n) => Some(n),
                 None => {
-                    self.err(&key("port"), format!("{n} is not a TCP port; use 1-65535 (BGP's is 179)"));
+                    self.err(
+                        &key("port"),
+                        format!("{n} is not a TCP port; use 1-65535 (BGP's is 179)"),
+                    );
                     None
                 }
             },
@@ -542,8 +554,32 @@ impl Validator<'_> {
             },
         };
         let selector_ok = self.selector(&key("node_selector"), &p.node_selector);
-        let (name, address, asn, my_asn, port, hold, keepalive, connect, password_file, multihop, source, router_id) = all_some!(
-            name, address, asn, my_asn, port, hold, keepalive, connect, password_file, multihop, source, router_id
+        let (
+            name,
+            address,
+            asn,
+            my_asn,
+            port,
+            hold,
+            keepalive,
+            connect,
+            password_file,
+            multihop,
+            source,
+            router_id,
+        ) = all_some!(
+            name,
+            address,
+            asn,
+            my_asn,
+            port,
+            hold,
+            keepalive,
+            connect,
+            password_file,
+            multihop,
+            source,
+            router_id
         )?;
         selector_ok.then(|| Peer {
             name,
@@ -566,13 +602,25 @@ impl Validator<'_> {
 
     fn hold_time(&mut self, key: &str, hold: Duration) -> Option<Duration> {
         if hold.subsec_nanos() != 0 {
-            self.err(key, format!("{} is not a whole number of seconds; BGP negotiates hold times in seconds", fmt_duration(hold)));
+            self.err(
+                key,
+                format!(
+                    "{} is not a whole number of seconds; BGP negotiates hold times in seconds",
+                    fmt_duration(hold)
+                ),
+            );
             None
         } else if hold > Duration::ZERO && hold < Duration::from_secs(3) {
             self.err(key, format!("a hold time of {} is not allowed: use \"0s\" (no keepalives) or at least \"3s\" (RFC 4271, 4.2)", fmt_duration(hold)));
             None
         } else if hold > Duration::from_secs(65535) {
-            self.err(key, format!("{} is too long; BGP's hold time is at most 65535s", fmt_duration(hold)));
+            self.err(
+                key,
+                format!(
+                    "{} is too long; BGP's hold time is at most 65535s",
+                    fmt_duration(hold)
+                ),
+            );
             None
         } else {
             Some(hold)
@@ -581,7 +629,13 @@ impl Validator<'_> {
 
     fn keepalive(&mut self, key: &str, k: Duration, hold: Option<Duration>) -> Option<Duration> {
         if k.subsec_nanos() != 0 {
-            self.err(key, format!("{} is not a whole number of seconds; BGP keepalives are timed in seconds", fmt_duration(k)));
+            self.err(
+                key,
+                format!(
+                    "{} is not a whole number of seconds; BGP keepalives are timed in seconds",
+                    fmt_duration(k)
+                ),
+            );
             return None;
         }
         let hold = hold?;
@@ -606,7 +660,10 @@ impl Validator<'_> {
             let at = format!("pool[{i}]");
             match &p.name {
                 None => {
-                    self.err(&format!("{at}.name"), "is required: every pool needs a name, like name = \"default\"");
+                    self.err(
+                        &format!("{at}.name"),
+                        "is required: every pool needs a name, like name = \"default\"",
+                    );
                     ok = false;
                 }
                 Some(name) => {
@@ -718,7 +775,10 @@ impl Validator<'_> {
                 self.err(&key, e);
                 ok = false;
             } else if let Some(k) = list[..j].iter().position(|n| n == name) {
-                self.err(&key, format!("{name:?} is listed twice (also {at}.interfaces[{k}])"));
+                self.err(
+                    &key,
+                    format!("{name:?} is listed twice (also {at}.interfaces[{k}])"),
+                );
                 ok = false;
             }
         }
@@ -747,7 +807,10 @@ impl Validator<'_> {
                 self.err(&key, format!("no [[bgp.peer]] is named {peer:?} (a peer's name defaults to its address){hint}"));
                 ok = false;
             } else if let Some(k) = b.peers[..j].iter().position(|n| n == peer) {
-                self.err(&key, format!("{peer:?} is listed twice (also {at}.bgp.peers[{k}])"));
+                self.err(
+                    &key,
+                    format!("{peer:?} is listed twice (also {at}.bgp.peers[{k}])"),
+                );
                 ok = false;
             }
         }
@@ -774,13 +837,28 @@ impl Validator<'_> {
             Some(n) => match u32::try_from(n) {
                 Ok(n) => Some(Some(n)),
                 Err(_) => {
-                    self.err(&format!("{at}.bgp.local_pref"), format!("{n} is out of range; LOCAL_PREF is 0-4294967295"));
+                    self.err(
+                        &format!("{at}.bgp.local_pref"),
+                        format!("{n} is out of range; LOCAL_PREF is 0-4294967295"),
+                    );
                     None
                 }
             },
         };
-        let v4 = self.aggregation(at, "aggregation_length", b.aggregation_length, Family::V4, ranges);
-        let v6 = self.aggregation(at, "aggregation_length_v6", b.aggregation_length_v6, Family::V6, ranges);
+        let v4 = self.aggregation(
+            at,
+            "aggregation_length",
+            b.aggregation_length,
+            Family::V4,
+            ranges,
+        );
+        let v6 = self.aggregation(
+            at,
+            "aggregation_length_v6",
+            b.aggregation_length_v6,
+            Family::V6,
+            ranges,
+        );
         let (local_pref, v4, v6) = all_some!(local_pref, v4, v6)?;
         ok.then(|| BgpAdvertisement {
             peers: b.peers.clone(),
@@ -806,7 +884,10 @@ impl Validator<'_> {
             Some(n) => match u8::try_from(n).ok().filter(|n| *n <= bits) {
                 Some(n) => n,
                 None => {
-                    self.err(&key, format!("{n} is not an {family} prefix length; use 0-{bits}"));
+                    self.err(
+                        &key,
+                        format!("{n} is not an {family} prefix length; use 0-{bits}"),
+                    );
                     return None;
                 }
             },
@@ -844,7 +925,8 @@ impl Validator<'_> {
                     };
                     found.push((first, second));
                 }
-                if prev.0.family() != cur.0.family() || to_u128(cur.0.end()) > to_u128(prev.0.end()) {
+                if prev.0.family() != cur.0.family() || to_u128(cur.0.end()) > to_u128(prev.0.end())
+                {
                     reach = Some(*cur);
                 }
             } else {
@@ -854,7 +936,8 @@ impl Validator<'_> {
         found.sort_by_key(|(_, s)| (s.1, s.2));
         let none = found.is_empty();
         for (first, second) in found {
-            let text = |i: usize, j: usize| raw.pool[i].addresses.get(j).cloned().unwrap_or_default();
+            let text =
+                |i: usize, j: usize| raw.pool[i].addresses.get(j).cloned().unwrap_or_default();
             let first_key = format!("pool[{}].addresses[{}]", first.1, first.2);
             let whose = if first.1 == second.1 {
                 "of the same pool".to_string()

@@ -105,17 +105,18 @@ pub fn parse_join(text: &str, default_port: u16) -> Result<JoinAddress, String> 
     }
     let (host, port) = match t.rsplit_once(':') {
         Some((h, p)) => {
-            let port = p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{text:?} has a bad port {p:?} (1-65535); {accepted}"))?;
+            let port =
+                p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+                    format!("{text:?} has a bad port {p:?} (1-65535); {accepted}")
+                })?;
             (h, port)
         }
         None => (t, default_port),
     };
     if !is_dns_name(host) {
-        return Err(format!("{host:?} in {text:?} is neither an IP address nor a host name; {accepted}"));
+        return Err(format!(
+            "{host:?} in {text:?} is neither an IP address nor a host name; {accepted}"
+        ));
     }
     Ok(JoinAddress {
         host: host.to_string(),
@@ -132,7 +133,9 @@ pub fn is_dns_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -144,7 +147,10 @@ pub fn check_interface_name(name: &str) -> Result<(), String> {
     let why = if name.is_empty() {
         Some("is empty".to_string())
     } else if name.len() > 15 {
-        Some(format!("is {} bytes long; Linux allows 15 at most", name.len()))
+        Some(format!(
+            "is {} bytes long; Linux allows 15 at most",
+            name.len()
+        ))
     } else if name == "." || name == ".." {
         Some("is not allowed by Linux".to_string())
     } else if name.contains('/') {
@@ -171,7 +177,8 @@ pub fn check_interface_name(name: &str) -> Result<(), String> {
 pub fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -298,7 +305,11 @@ pub fn check_log_level(s: &str) -> Result<(), String> {
     for directive in t.split(',') {
         let level = match directive.rsplit_once('=') {
             Some((target, level)) if !target.trim().is_empty() => level,
-            Some(_) => return Err(format!("{directive:?} has no target before '='; {accepted}")),
+            Some(_) => {
+                return Err(format!(
+                    "{directive:?} has no target before '='; {accepted}"
+                ))
+            }
             None => directive,
         };
         if !LOG_LEVELS.contains(&level.trim().to_ascii_lowercase().as_str()) {
@@ -331,7 +342,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -387,12 +400,18 @@ mod tests {
             "0.0.0.0:7946"
         );
         assert_eq!(parse_listen_addr("[::]:7472").unwrap().port(), 7472);
-        assert!(parse_listen_addr("0.0.0.0").unwrap_err().contains("no port"));
-        assert!(parse_listen_addr("fd00::1").unwrap_err().contains("[fd00::1]:7946"));
+        assert!(parse_listen_addr("0.0.0.0")
+            .unwrap_err()
+            .contains("no port"));
+        assert!(parse_listen_addr("fd00::1")
+            .unwrap_err()
+            .contains("[fd00::1]:7946"));
         assert!(parse_listen_addr("localhost:80")
             .unwrap_err()
             .contains("host:port"));
-        assert!(parse_listen_addr("0.0.0.0:0").unwrap_err().contains("port 0"));
+        assert!(parse_listen_addr("0.0.0.0:0")
+            .unwrap_err()
+            .contains("port 0"));
         assert!(parse_listen_addr("0.0.0.0:99999").is_err());
     }
 
@@ -414,7 +433,13 @@ mod tests {
 
     #[test]
     fn interface_names() {
-        for ok in ["eth0", "bond0.100", "enp0s31f6", "br-lan", "a23456789012345"] {
+        for ok in [
+            "eth0",
+            "bond0.100",
+            "enp0s31f6",
+            "br-lan",
+            "a23456789012345",
+        ] {
             assert!(check_interface_name(ok).is_ok(), "{ok}");
         }
         for (bad, why) in [
@@ -495,7 +520,10 @@ mod tests {
         assert_eq!(edit_distance("levle", "level"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(closest("levle", &["level", "format"]), Some("level"));
-        assert_eq!(closest("adresses", &["addresses", "name"]), Some("addresses"));
+        assert_eq!(
+            closest("adresses", &["addresses", "name"]),
+            Some("addresses")
+        );
         assert_eq!(closest("zzz", &["level", "format"]), None);
     }
 
