@@ -267,13 +267,19 @@ fn check_file(source: &SourceText, counts: &HashMap<String, usize>) -> Checked {
         Ok(doc) => doc,
         Err(e) => {
             let offset = e.span().map(|s| s.start);
-            let key = offset.map_or(String::new(), |o| guess_key(source.text(), o, counts));
-            let message = e.message().trim().replace('\n', "; ");
-            out.diags.push(Diagnostic::error(
-                source.location(offset),
-                key,
-                format!("TOML syntax error: {message}"),
-            ));
+            let (key, note) = match offset {
+                Some(o) => guess_key(source.text(), o, counts),
+                None => (String::new(), None),
+            };
+            let mut message = format!(
+                "TOML syntax error: {}",
+                e.message().trim().replace('\n', "; ")
+            );
+            if let Some(note) = note {
+                message.push_str(&format!(" ({note})"));
+            }
+            out.diags
+                .push(Diagnostic::error(source.location(offset), key, message));
             return out;
         }
     };
@@ -432,26 +438,36 @@ fn plain_words(message: &str) -> String {
 }
 
 /// For a syntax error: the key path the broken line most likely belongs to, from the table
-/// headers above it and the last `key =` in that table (a value may span several lines).
-fn guess_key(text: &str, offset: usize, counts: &HashMap<String, usize>) -> String {
+/// headers above it and the last `key =` in that table (a value may span several lines), and a
+/// note when that key's value was left open (the parser notices only later).
+fn guess_key(
+    text: &str,
+    offset: usize,
+    counts: &HashMap<String, usize>,
+) -> (String, Option<String>) {
     let upto = text.get(..offset).unwrap_or(text);
+    let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[upto.len()..]
         .find('\n')
         .map_or(text.len(), |i| upto.len() + i);
     let mut table = String::new();
-    let mut key: Option<String> = None;
+    // The last `key =` of the current table: its key, line number and unclosed depth.
+    let mut key: Option<(String, usize, i32)> = None;
     let mut seen: HashMap<String, usize> = HashMap::new();
     let dotted = |name: &str| name.split('.').map(str::trim).collect::<Vec<_>>().join(".");
-    for line in text[..line_end].lines() {
+    let header_name = |rest: &str| dotted(rest.split(']').next().unwrap_or_default());
+    for (n, line) in text[..line_start].lines().enumerate() {
         let t = line.trim();
-        if let Some(name) = t.strip_prefix("[[") {
-            let name = dotted(name.split("]]").next().unwrap_or_default());
-            let n = seen.entry(name.clone()).or_insert(0);
-            table = format!("{name}[{}]", counts.get(&name).copied().unwrap_or(0) + *n);
-            *n += 1;
+        if let Some((_, _, depth)) = key.as_mut().filter(|(_, _, depth)| *depth > 0) {
+            *depth += nesting(t);
+        } else if let Some(rest) = t.strip_prefix("[[") {
+            let name = header_name(rest);
+            let i = seen.entry(name.clone()).or_insert(0);
+            table = format!("{name}[{}]", counts.get(&name).copied().unwrap_or(0) + *i);
+            *i += 1;
             key = None;
-        } else if let Some(name) = t.strip_prefix('[') {
-            let name = dotted(name.split(']').next().unwrap_or_default());
+        } else if let Some(rest) = t.strip_prefix('[') {
+            let name = header_name(rest);
             // `[pool.bgp]` after `[[pool]]` belongs to the latest pool.
             let array = table.split('.').next().unwrap_or_default();
             table = match name.split_once('.') {
@@ -461,25 +477,72 @@ fn guess_key(text: &str, offset: usize, counts: &HashMap<String, usize>) -> Stri
                 _ => name,
             };
             key = None;
-        } else if let Some((k, _)) = t.split_once('=') {
+        } else if let Some((k, v)) = t.split_once('=') {
             let k = k.trim();
             if !k.is_empty()
                 && k.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
             {
-                key = Some(dotted(k));
+                key = Some((dotted(k), n + 1, nesting(v)));
             }
         }
     }
-    let current = text[..line_end].lines().last().unwrap_or_default().trim();
-    if current.starts_with('[') {
-        return table;
-    }
+    let join = |k: &str| {
+        if table.is_empty() {
+            k.to_string()
+        } else {
+            format!("{table}.{k}")
+        }
+    };
+    let current = text[line_start..line_end].trim();
     match key {
-        Some(k) if table.is_empty() => k,
-        Some(k) => format!("{table}.{k}"),
-        None => table,
+        Some((k, line, depth)) if depth > 0 => (
+            join(&k),
+            Some(format!("the value of `{k}` (line {line}) is not closed")),
+        ),
+        _ if current.starts_with("[[") => {
+            let name = header_name(&current[2..]);
+            let i = seen.get(&name).copied().unwrap_or(0);
+            let first = counts.get(&name).copied().unwrap_or(0);
+            (format!("{name}[{}]", first + i), None)
+        }
+        _ if current.starts_with('[') => (header_name(&current[1..]), None),
+        _ => match current.split_once('=') {
+            Some((k, _)) if !k.trim().is_empty() && !k.contains(['"', '\'']) => {
+                (join(&dotted(k)), None)
+            }
+            _ => (key.map_or(table.clone(), |(k, _, _)| join(&k)), None),
+        },
     }
+}
+
+/// How many arrays and inline tables a piece of a line opens (minus those it closes), outside
+/// strings and comments.
+fn nesting(s: &str) -> i32 {
+    let mut depth = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in s.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth -= 1,
+                '#' => break,
+                _ => {}
+            },
+        }
+    }
+    depth
 }
 
 /// The whole pipeline on texts already read.
@@ -728,18 +791,23 @@ mod tests {
     #[test]
     fn guesses_the_key_of_a_broken_line() {
         let counts = HashMap::from([("pool".to_string(), 2)]);
+        let key = |text: &str, at: usize| guess_key(text, at, &counts).0;
         let text = "[[pool]]\nname = \"a\"\n[pool.bgp]\npeers = [\"x\"\n";
         let at = text.find("peers").unwrap();
-        assert_eq!(guess_key(text, at + 8, &counts), "pool[2].bgp.peers");
+        assert_eq!(key(text, at + 8), "pool[2].bgp.peers");
         let text = "[log]\nlevel = info\n";
+        assert_eq!(key(text, text.find("info").unwrap()), "log.level");
+        assert_eq!(key("[log\n", 4), "log");
+        assert_eq!(key("[[bgp.peer]\n", 10), "bgp.peer[0]");
+        let text = "[[pool]]\naddresses = [\"a\",\n  \"b]\" # ]\n\n[log]\n";
+        let (k, note) = guess_key(text, text.find("[log]").unwrap(), &counts);
+        assert_eq!(k, "pool[2].addresses");
         assert_eq!(
-            guess_key(text, text.find("info").unwrap(), &counts),
-            "log.level"
+            note.as_deref(),
+            Some("the value of `addresses` (line 2) is not closed")
         );
-        let text = "[log\n";
-        assert_eq!(guess_key(text, 4, &counts), "log");
-        let text = "[[pool]]\naddresses = [\"a\",\n  \"b\"\n\n";
-        assert_eq!(guess_key(text, text.len(), &counts), "pool[2].addresses");
+        assert_eq!(nesting("[1, [2], \"[\", '{'] # ["), 0);
+        assert_eq!(nesting("{ a = [1,"), 2);
     }
 
     #[test]

@@ -316,19 +316,19 @@ impl<'de> Deserialize<'de> for DurationValue {
 
             fn visit_i64<E: de::Error>(self, n: i64) -> Result<DurationValue, E> {
                 Err(E::custom(format!(
-                    "{n} has no unit; write a string with a unit, like \"{n}s\" or \"{n}ms\""
+                    "{n} has no unit; add one, like \"{n}s\" or \"{n}ms\" (durations are strings with a unit)"
                 )))
             }
 
             fn visit_u64<E: de::Error>(self, n: u64) -> Result<DurationValue, E> {
                 Err(E::custom(format!(
-                    "{n} has no unit; write a string with a unit, like \"{n}s\" or \"{n}ms\""
+                    "{n} has no unit; add one, like \"{n}s\" or \"{n}ms\" (durations are strings with a unit)"
                 )))
             }
 
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<DurationValue, E> {
                 Err(E::custom(format!(
-                    "{n} has no unit; write a string with a unit, like \"{n}s\""
+                    "{n} has no unit; add one, like \"{n}s\" (durations are strings with a unit)"
                 )))
             }
         }
