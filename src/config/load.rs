@@ -148,6 +148,7 @@ fn read_conf_d(dir: &Path) -> (Vec<SourceText>, Vec<Diagnostic>) {
 #[derive(Debug, Clone)]
 struct EnvVar {
     name: String,
+    raw: String,
     path: String,
     segments: Vec<String>,
     value: Value,
@@ -174,6 +175,7 @@ fn env_vars(env: &[(String, String)]) -> (Vec<EnvVar>, Vec<Diagnostic>) {
         if ENV_SECTIONS.contains(&first) {
             vars.push(EnvVar {
                 name: name.clone(),
+                raw: value.clone(),
                 path,
                 segments,
                 // figment's own parsing of variable values: `true`, `7`, `[a, b]`, `"text"`.
@@ -277,6 +279,8 @@ fn check_file(source: &SourceText, counts: &HashMap<String, usize>) -> Checked {
             );
             if let Some(note) = note {
                 message.push_str(&format!(" ({note})"));
+            } else if message.contains("invalid string; expected `\"`") {
+                message.push_str(" (text values need quotes, like format = \"json\")");
             }
             out.diags
                 .push(Diagnostic::error(source.location(offset), key, message));
@@ -592,6 +596,18 @@ fn pipeline(
                         let expected: Vec<String> =
                             expected.iter().map(|s| s.to_string()).collect();
                         unknown_key(&var.path, field, &expected)
+                    }
+                    kind @ figment::error::Kind::InvalidType(actual, expected)
+                        if expected.contains("string")
+                            && !matches!(actual, figment::error::Actual::Str(_)) =>
+                    {
+                        // figment reads `123` and `true` as a number and a boolean.
+                        format!(
+                            "{}; to pass it as text, quote it: {}='\"{}\"'",
+                            plain_words(&kind.to_string()),
+                            var.name,
+                            var.raw
+                        )
                     }
                     kind => plain_words(&kind.to_string()),
                 };

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Config, Pool, PoolMode};
+use super::model::{Config, Mode, Pool, PoolMode};
 use super::values::fmt_duration;
 use crate::ipam::{Family, IpRange};
 
@@ -42,6 +42,18 @@ impl Config {
                 peer.my_asn,
                 fmt_duration(peer.hold_time),
                 if peer.passive { ", passive" } else { "" },
+            );
+        }
+        if self.pools.iter().any(|p| p.mode_kind() == Mode::L2) {
+            let _ = writeln!(
+                s,
+                "l2: {} failback{}",
+                self.l2.failback,
+                if self.l2.require_quorum {
+                    ", announces only with a quorum"
+                } else {
+                    ""
+                },
             );
         }
         let k = &self.kubernetes;

@@ -140,6 +140,16 @@ impl Validator<'_> {
         }
     }
 
+    /// A duration for a message about `reported`: with where it comes from, unless it is the
+    /// reported key itself.
+    fn value_at(&self, key: &str, d: Duration, reported: &str) -> String {
+        if key == reported {
+            fmt_duration(d)
+        } else {
+            format!("{}, {}", fmt_duration(d), self.index.describe(key))
+        }
+    }
+
     fn positive(&mut self, key: &str, d: Duration) -> Option<Duration> {
         if d.is_zero() {
             self.err(key, "must be longer than 0s");
@@ -250,32 +260,24 @@ impl Validator<'_> {
         if let (Some(lease), Some(renew)) = (lease, renew) {
             if renew >= lease {
                 let at = self.written(&["kubernetes.renew_deadline", "kubernetes.lease_duration"]);
-                self.err(
-                    at,
-                    format!(
-                        "renew_deadline ({}, {}) must be shorter than lease_duration ({}, {}): the holder must give up before others may take the Lease",
-                        fmt_duration(renew),
-                        self.index.describe("kubernetes.renew_deadline"),
-                        fmt_duration(lease),
-                        self.index.describe("kubernetes.lease_duration"),
-                    ),
+                let message = format!(
+                    "renew_deadline ({}) must be shorter than lease_duration ({}): the holder must give up before others may take the Lease",
+                    self.value_at("kubernetes.renew_deadline", renew, at),
+                    self.value_at("kubernetes.lease_duration", lease, at),
                 );
+                self.err(at, message);
                 ok = false;
             }
         }
         if let (Some(renew), Some(retry)) = (renew, retry) {
             if retry >= renew {
                 let at = self.written(&["kubernetes.retry_period", "kubernetes.renew_deadline"]);
-                self.err(
-                    at,
-                    format!(
-                        "retry_period ({}, {}) must be shorter than renew_deadline ({}, {}): the holder needs several tries to renew",
-                        fmt_duration(retry),
-                        self.index.describe("kubernetes.retry_period"),
-                        fmt_duration(renew),
-                        self.index.describe("kubernetes.renew_deadline"),
-                    ),
+                let message = format!(
+                    "retry_period ({}) must be shorter than renew_deadline ({}): the holder needs several tries to renew",
+                    self.value_at("kubernetes.retry_period", retry, at),
+                    self.value_at("kubernetes.renew_deadline", renew, at),
                 );
+                self.err(at, message);
                 ok = false;
             }
         }
@@ -303,7 +305,7 @@ impl Validator<'_> {
 
     fn cluster(&mut self, raw: &FileConfig) -> Option<Cluster> {
         let c = &raw.cluster;
-        let bind = match parse_listen_addr(&c.bind) {
+        let bind = match parse_listen_addr(&c.bind, 7946) {
             Ok(a) => Some(a),
             Err(e) => {
                 self.err("cluster.bind", e);
@@ -352,7 +354,7 @@ impl Validator<'_> {
         if text.is_empty() {
             return Some(Metrics { listen: None });
         }
-        match parse_listen_addr(text) {
+        match parse_listen_addr(text, 7472) {
             Ok(addr) => {
                 if let Some(c) = cluster.filter(|c| c.enabled) {
                     if clash(addr, c.bind) {

@@ -36,13 +36,15 @@ pub fn fmt_duration(d: Duration) -> String {
 }
 
 /// Parses a `"host:port"` listening address whose host is an IP address (`"0.0.0.0:7946"`,
-/// `"[::]:7472"`). Port 0 is refused: the port has to be known to the other side.
-pub fn parse_listen_addr(text: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = text.trim().parse().map_err(|_| {
-        if text.trim().parse::<IpAddr>().is_ok() {
-            format!("{text:?} has no port; write \"host:port\", like \"{}:7946\"", bracket(text.trim()))
+/// `"[::]:7472"`). Port 0 is refused: the port has to be known to the other side. `port` is
+/// the usual port, for the examples in messages.
+pub fn parse_listen_addr(text: &str, port: u16) -> Result<SocketAddr, String> {
+    let t = text.trim();
+    let addr: SocketAddr = t.parse().map_err(|_| {
+        if t.parse::<IpAddr>().is_ok() {
+            format!("{text:?} has no port; write \"host:port\", like \"{}:{port}\"", bracket(t))
         } else {
-            format!("{text:?} is not an address and port; write \"host:port\" with an IP address, like \"0.0.0.0:7946\" or \"[::]:7946\"")
+            format!("{text:?} is not an address and port; write \"host:port\" with an IP address, like \"0.0.0.0:{port}\" or \"[::]:{port}\"")
         }
     })?;
     if addr.port() == 0 {
@@ -396,23 +398,23 @@ mod tests {
     #[test]
     fn listen_addresses() {
         assert_eq!(
-            parse_listen_addr("0.0.0.0:7946").unwrap().to_string(),
+            parse_listen_addr("0.0.0.0:7946", 7946).unwrap().to_string(),
             "0.0.0.0:7946"
         );
-        assert_eq!(parse_listen_addr("[::]:7472").unwrap().port(), 7472);
-        assert!(parse_listen_addr("0.0.0.0")
+        assert_eq!(parse_listen_addr("[::]:7472", 7946).unwrap().port(), 7472);
+        assert!(parse_listen_addr("0.0.0.0", 7946)
             .unwrap_err()
             .contains("no port"));
-        assert!(parse_listen_addr("fd00::1")
+        assert!(parse_listen_addr("fd00::1", 7946)
             .unwrap_err()
             .contains("[fd00::1]:7946"));
-        assert!(parse_listen_addr("localhost:80")
+        assert!(parse_listen_addr("localhost:80", 7946)
             .unwrap_err()
             .contains("host:port"));
-        assert!(parse_listen_addr("0.0.0.0:0")
+        assert!(parse_listen_addr("0.0.0.0:0", 7946)
             .unwrap_err()
             .contains("port 0"));
-        assert!(parse_listen_addr("0.0.0.0:99999").is_err());
+        assert!(parse_listen_addr("0.0.0.0:99999", 7946).is_err());
     }
 
     #[test]
@@ -537,7 +539,7 @@ mod tests {
         #[test]
         fn parsers_never_panic(s in "\\PC{0,30}") {
             let _ = parse_duration(&s);
-            let _ = parse_listen_addr(&s);
+            let _ = parse_listen_addr(&s, 7946);
             let _ = parse_join(&s, 7946);
             let _ = check_interface_name(&s);
             let _ = check_http_url(&s);

@@ -242,7 +242,7 @@ fn lease_timings_are_ordered() {
     let d = refused(
         "[kubernetes]\nlease_duration = \"10s\"\n",
         "kubernetes.lease_duration",
-        "renew_deadline (10s, default) must be shorter than lease_duration (10s, t.toml:2:18)",
+        "renew_deadline (10s, default) must be shorter than lease_duration (10s):",
     );
     assert_eq!(
         line(&d),
