@@ -649,7 +649,7 @@ fn pipeline(
             Err(e) => {
                 let key = e.path.join(".");
                 diags.push(Diagnostic::error(
-                    index.locate(&key),
+                    index.locate_or_main(&key),
                     key,
                     plain_words(&e.kind.to_string()),
                 ));
@@ -687,13 +687,26 @@ fn pipeline(
     }
 }
 
+/// How closely a file the daemon reads must be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sensitivity {
+    /// A secret (gossip key, BGP password): must exist and be accessible to its owner only, or
+    /// `ferrolb run` refuses to start.
+    Secret,
+    /// Credentials (kubeconfig, token): should exist and not be readable by others.
+    Credential,
+    /// Public data (a CA bundle): should exist.
+    Public,
+}
+
 /// The file checks validation cannot make (it reads no files): secrets that do not exist yet or
-/// that others can read. `ferrolb run` refuses to start on those.
+/// that others can read (`ferrolb run` refuses to start on those), missing Kubernetes files.
 fn file_checks(config: &Config, index: &SpanIndex) -> Vec<Diagnostic> {
+    use Sensitivity::*;
     let mut out = Vec::new();
-    let mut check = |key: &str, path: &Path, what: &str, secret: bool| {
-        if let Some((message, blocks)) = inspect(path, what, secret) {
-            let mut d = Diagnostic::warning(index.locate(key), key, message);
+    let mut check = |key: &str, path: &Path, what: &str, kind: Sensitivity| {
+        if let Some((message, blocks)) = inspect(path, what, kind) {
+            let mut d = Diagnostic::warning(index.locate_or_main(key), key, message);
             if blocks {
                 d = d.blocking();
             }
@@ -702,31 +715,32 @@ fn file_checks(config: &Config, index: &SpanIndex) -> Vec<Diagnostic> {
     };
     let c = &config.cluster;
     if let (true, false, Some(path)) = (c.enabled, c.insecure, &c.secret_file) {
-        check("cluster.secret_file", path, "the gossip key", true);
+        check("cluster.secret_file", path, "the gossip key", Secret);
     }
     for (i, peer) in config.peers.iter().enumerate() {
         if let Some(path) = &peer.password_file {
             let key = format!("bgp.peer[{i}].password_file");
-            check(&key, path, "the BGP password file", true);
+            check(&key, path, "the BGP password file", Secret);
         }
     }
     let k = &config.kubernetes;
     if let Some(path) = &k.kubeconfig {
-        check("kubernetes.kubeconfig", path, "the kubeconfig", false);
+        check("kubernetes.kubeconfig", path, "the kubeconfig", Credential);
     }
     if let Some(path) = &k.token_file {
-        check("kubernetes.token_file", path, "the token file", false);
+        check("kubernetes.token_file", path, "the token file", Credential);
     }
     if let Some(path) = &k.ca_file {
-        check("kubernetes.ca_file", path, "the CA file", false);
+        check("kubernetes.ca_file", path, "the CA file", Public);
     }
     out
 }
 
 /// What is wrong with a file the daemon will need, if anything, and whether the daemon refuses
-/// to start because of it (only for `secret` files, and only when it is sure).
-fn inspect(path: &Path, what: &str, secret: bool) -> Option<(String, bool)> {
+/// to start because of it (only secrets, and only when the check is sure).
+fn inspect(path: &Path, what: &str, kind: Sensitivity) -> Option<(String, bool)> {
     use std::os::unix::fs::PermissionsExt;
+    let secret = kind == Sensitivity::Secret;
     let shown = path.display();
     match fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Some((
@@ -741,14 +755,14 @@ fn inspect(path: &Path, what: &str, secret: bool) -> Option<(String, bool)> {
         Ok(m) if !m.is_file() => Some((format!("{what} {shown} is not a regular file"), secret)),
         Ok(m) => {
             let mode = m.permissions().mode() & 0o777;
-            let exposed = if secret { mode & 0o077 } else { mode & 0o007 };
-            (exposed != 0 && (secret || what != "the CA file")).then(|| {
+            let (exposed, who, fix) = match kind {
+                Sensitivity::Secret => (mode & 0o077, "group or others", "600"),
+                Sensitivity::Credential => (mode & 0o007, "others", "o-rwx"),
+                Sensitivity::Public => (0, "", ""),
+            };
+            (exposed != 0).then(|| {
                 (
-                    format!(
-                        "{what} {shown} can be read or written by {} (mode {mode:04o}); run: chmod {} {shown}",
-                        if secret { "group or others" } else { "others" },
-                        if secret { "600" } else { "o-rwx" },
-                    ),
+                    format!("{what} {shown} can be read or written by {who} (mode {mode:04o}); run: chmod {fix} {shown}"),
                     secret,
                 )
             })
@@ -856,18 +870,18 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("gossip.key");
-        let (m, blocks) = inspect(&key, "the gossip key", true).unwrap();
+        let (m, blocks) = inspect(&key, "the gossip key", Sensitivity::Secret).unwrap();
         assert!(m.contains("does not exist") && blocks, "{m}");
         fs::write(&key, "secret").unwrap();
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).unwrap();
-        let (m, blocks) = inspect(&key, "the gossip key", true).unwrap();
+        let (m, blocks) = inspect(&key, "the gossip key", Sensitivity::Secret).unwrap();
         assert!(
             m.contains("mode 0644") && m.contains("chmod 600") && blocks,
             "{m}"
         );
         fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
-        assert_eq!(inspect(&key, "the gossip key", true), None);
-        let (m, _) = inspect(dir.path(), "the gossip key", true).unwrap();
+        assert_eq!(inspect(&key, "the gossip key", Sensitivity::Secret), None);
+        let (m, _) = inspect(dir.path(), "the gossip key", Sensitivity::Secret).unwrap();
         assert!(m.contains("not a regular file"), "{m}");
     }
 }

@@ -440,6 +440,15 @@ impl SpanIndex {
         Location::Unknown
     }
 
+    /// Like [`SpanIndex::locate`], but the main file (without a line) rather than nothing for a
+    /// key that was not written anywhere.
+    pub fn locate_or_main(&self, path: &str) -> Location {
+        match self.locate(path) {
+            Location::Unknown => self.main_file(),
+            loc => loc,
+        }
+    }
+
     /// Whether `path` (or something inside it) was written in a file or the environment.
     pub fn is_written(&self, path: &str) -> bool {
         self.entries.keys().any(|p| is_within(p, path))

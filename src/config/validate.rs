@@ -107,13 +107,19 @@ macro_rules! all_some {
 
 impl Validator<'_> {
     fn err(&mut self, path: &str, message: impl Into<String>) {
-        self.diags
-            .push(Diagnostic::error(self.index.locate(path), path, message));
+        self.diags.push(Diagnostic::error(
+            self.index.locate_or_main(path),
+            path,
+            message,
+        ));
     }
 
     fn warn(&mut self, path: &str, message: impl Into<String>) {
-        self.diags
-            .push(Diagnostic::warning(self.index.locate(path), path, message));
+        self.diags.push(Diagnostic::warning(
+            self.index.locate_or_main(path),
+            path,
+            message,
+        ));
     }
 
     /// The first of `paths` the operator wrote (else the first): where to report a rule that
