@@ -257,6 +257,8 @@ struct Checked {
     diags: Vec<Diagnostic>,
     /// Key paths whose entries were blanked.
     blanked: Vec<String>,
+    /// Keys that unknown keys were probably meant to be (`modee` → `mode`).
+    meant: Vec<String>,
 }
 
 fn check_file(source: &SourceText, counts: &HashMap<String, usize>) -> Checked {
@@ -264,6 +266,7 @@ fn check_file(source: &SourceText, counts: &HashMap<String, usize>) -> Checked {
         usable: None,
         diags: Vec::new(),
         blanked: Vec::new(),
+        meant: Vec::new(),
     };
     let doc = match ImDocument::parse(source.text()) {
         Ok(doc) => doc,
@@ -300,6 +303,9 @@ fn check_file(source: &SourceText, counts: &HashMap<String, usize>) -> Checked {
         let span = error.span();
         let record = span.as_ref().and_then(|s| walk.path_at(s));
         let (key, culprit, message) = explain(error.message(), record.map(|r| r.path.as_str()));
+        if error.message().starts_with("unknown field") {
+            out.meant.extend(meant(&key));
+        }
         out.diags.push(Diagnostic::error(
             source.location(span.map(|s| s.start)),
             key,
@@ -418,6 +424,15 @@ fn unknown_key(path: &str, field: &str, expected: &[String]) -> String {
         m.push_str(&format!(" (accepted here: {})", here.join(", ")));
     }
     m
+}
+
+/// The key an unknown key was probably meant to be, if one of its table is close.
+fn meant(path: &str) -> Option<String> {
+    let header = table_header(&table_of(path));
+    let all = sections();
+    let fields = all.iter().find(|(h, _)| *h == header)?.1;
+    let c = closest(last_key(path), fields)?;
+    Some(spans::join(spans::parent(path)?, c))
 }
 
 /// serde's type words as TOML users know them.
@@ -559,12 +574,14 @@ fn pipeline(
     let mut index = SpanIndex::default();
     let mut usable = Vec::new();
     let mut blanked = Vec::new();
+    let mut meant_keys = Vec::new();
     let mut complete = true;
     let paths: Vec<PathBuf> = sources.iter().map(|s| s.path().to_path_buf()).collect();
     for source in sources {
         let checked = check_file(&source, index.counts());
         diags.extend(checked.diags);
         blanked.extend(checked.blanked);
+        meant_keys.extend(checked.meant);
         let Some(text) = checked.usable else {
             complete = false;
             index.add_file(source, spans::Walk::default());
@@ -593,6 +610,7 @@ fn pipeline(
             Err(e) => {
                 let message = match &e.kind {
                     figment::error::Kind::UnknownField(field, expected) => {
+                        meant_keys.extend(meant(&var.path));
                         let expected: Vec<String> =
                             expected.iter().map(|s| s.to_string()).collect();
                         unknown_key(&var.path, field, &expected)
@@ -638,8 +656,11 @@ fn pipeline(
             Ok(raw) => {
                 let validated = validate(&raw, &index, base_dir);
                 for d in validated.diagnostics {
-                    // A key already reported (and blanked) is not reported again as missing.
-                    if d.is_error() && blanked.iter().any(|b| is_within(&d.key, b)) {
+                    // A key already reported (and blanked) is not reported again as missing,
+                    // nor one an unknown key was probably meant to be.
+                    let reported = blanked.iter().any(|b| is_within(&d.key, b));
+                    let misspelt = meant_keys.contains(&d.key) && !index.is_written(&d.key);
+                    if d.is_error() && (reported || misspelt) {
                         continue;
                     }
                     diags.push(d);

@@ -6,7 +6,8 @@
 //! [`Location`]; the records also let the loader map a serde error's span back to a key path,
 //! and blank out a bad entry so the rest of the file can still be checked.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -365,7 +366,7 @@ pub fn blank(text: &str, ranges: &[Range<usize>]) -> String {
 #[derive(Debug, Clone, Default)]
 pub struct SpanIndex {
     files: Vec<SourceText>,
-    entries: HashMap<String, Origin>,
+    entries: BTreeMap<String, Origin>,
     counts: HashMap<String, usize>,
 }
 
@@ -411,9 +412,7 @@ impl SpanIndex {
             return loc;
         }
         let inner = self
-            .entries
-            .iter()
-            .filter(|(p, _)| is_within(p, path) && p.as_str() != path)
+            .inside(path)
             .filter_map(|(_, o)| match o {
                 Origin::File {
                     file,
@@ -451,7 +450,15 @@ impl SpanIndex {
 
     /// Whether `path` (or something inside it) was written in a file or the environment.
     pub fn is_written(&self, path: &str) -> bool {
-        self.entries.keys().any(|p| is_within(p, path))
+        self.entries.contains_key(path) || self.inside(path).next().is_some()
+    }
+
+    /// The entries strictly inside `path` (a range of the sorted map, not a scan).
+    fn inside<'a>(&'a self, path: &'a str) -> impl Iterator<Item = (&'a String, &'a Origin)> + 'a {
+        self.entries
+            .range::<str, _>((Bound::Excluded(path), Bound::Unbounded))
+            .take_while(move |(p, _)| p.starts_with(path))
+            .filter(move |(p, _)| is_within(p, path) && p.as_str() != path)
     }
 
     /// A short "where" for naming another place in a message: `file:line:col`,

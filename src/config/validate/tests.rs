@@ -894,6 +894,19 @@ fn a_blanked_key_is_not_reported_again_as_missing() {
 }
 
 #[test]
+fn a_misspelt_key_is_not_reported_again_as_missing() {
+    let found = errors("[[pool]]\nname = \"a\"\nmodee = \"l2\"\naddresses = [\"10.0.0.1\"]\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].message.contains("did you mean `mode`?"));
+    // Written correctly as well: the rules about `mode` still apply.
+    let found = errors(
+        "[[pool]]\nname = \"a\"\nmode = \"bgp\"\nmodee = \"l2\"\naddresses = [\"10.0.0.1\"]\n",
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(found[0].key, "pool[0].mode");
+}
+
+#[test]
 fn syntax_errors_have_line_and_a_key() {
     let e = load_str(
         "t.toml",
