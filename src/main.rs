@@ -45,7 +45,11 @@ fn main() -> ExitCode {
 fn load_options(path: Option<PathBuf>) -> LoadOptions {
     LoadOptions {
         path,
-        env: std::env::vars().collect(),
+        // `std::env::vars()` panics on a variable that is not UTF-8; such a variable cannot be
+        // one of ours anyway.
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect(),
     }
 }
 
@@ -101,6 +105,10 @@ fn run(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn log_settings(_config: &config::Config) -> (String, logging::Format) {
-    ("info".to_string(), logging::Format::Text)
+fn log_settings(config: &config::Config) -> (String, logging::Format) {
+    let format = match config.log.format {
+        config::LogFormat::Text => logging::Format::Text,
+        config::LogFormat::Json => logging::Format::Json,
+    };
+    (config.log.level.clone(), format)
 }
