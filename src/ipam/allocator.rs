@@ -139,13 +139,24 @@ impl Allocator {
                 }
             }
         }
-        by_key
+        let mut results: BTreeMap<ServiceKey, Result<Assignment, AllocError>> = by_key
             .iter()
             .map(|(&key, &spec)| {
                 let fallback = stash.get(key).map(Vec::as_slice);
                 (key.clone(), self.assign_with(spec, fallback))
             })
-            .collect()
+            .collect();
+        // A refusal was decided against the state at its turn; say why against the final
+        // state, so the same batch run again gives the same reasons, not just the same
+        // addresses. (Batches only add holders, so a refused Service stays refused.)
+        for (key, result) in results.iter_mut() {
+            if result.is_err() {
+                if let Some(&spec) = by_key.get(key) {
+                    *result = self.assign_with(spec, None);
+                }
+            }
+        }
+        results
     }
 
     /// Releases a Service's addresses; returns what it held.
@@ -410,14 +421,20 @@ impl Allocator {
         }
         let pin = self.pin(spec).ok()?;
         let terms = Sharing::of(spec);
+        if !spec.requested().is_empty() {
+            // Held exactly as requested, and the request as a whole is honoured: a refused
+            // request must not reserve anything, or the batch would free it later.
+            let plan = self.decide_requested(spec, pin, terms.as_ref()).ok()?;
+            return plan
+                .addresses
+                .iter()
+                .all(|ip| current.contains(ip))
+                .then_some(plan);
+        }
         let kept = self.keep(spec, pin, terms.as_ref(), current)?;
-        let enough = if spec.requested().is_empty() {
-            match spec.ip_family_policy() {
-                IpFamilyPolicy::PreferDualStack => !kept.addresses.is_empty(),
-                _ => kept.addresses.len() == spec.families().len(),
-            }
-        } else {
-            kept.addresses.len() == spec.requested().len()
+        let enough = match spec.ip_family_policy() {
+            IpFamilyPolicy::PreferDualStack => !kept.addresses.is_empty(),
+            _ => kept.addresses.len() == spec.families().len(),
         };
         enough.then_some(kept)
     }

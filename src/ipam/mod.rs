@@ -59,4 +59,6 @@ pub use service::{
 };
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -157,30 +157,33 @@ pub struct Exhausted {
 }
 
 impl fmt::Display for Exhausted {
+    /// What is full, without the pool's name (the error groups entries by pool).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.size {
-            0 => write!(
-                f,
-                "pool {:?} has no assignable {} address",
-                self.pool, self.family
-            ),
+            0 => write!(f, "it has no assignable {} address", self.family),
             1 => write!(f, "its only {} address is in use", self.family),
             n => write!(f, "all {n} {} addresses are in use", self.family),
         }
     }
 }
 
-fn exhausted(pools: &[Exhausted]) -> String {
-    match pools {
-        [one] if one.size == 0 => format!("no available IPs: {one}"),
-        [one] => format!("no available IPs in pool {:?}: {one}", one.pool),
+/// `no available IPs in pool "a": …` for one pool, `no available IPs: pool "a": …; pool "b":
+/// …` for several (entries of one pool are adjacent: they come in configuration order).
+fn exhausted(entries: &[Exhausted]) -> String {
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for e in entries {
+        match groups.last_mut() {
+            Some((pool, parts)) if *pool == e.pool => parts.push(e.to_string()),
+            _ => groups.push((&e.pool, vec![e.to_string()])),
+        }
+    }
+    match groups.as_slice() {
+        [] => "no available IPs".to_string(),
+        [(pool, parts)] => format!("no available IPs in pool {pool:?}: {}", parts.join("; ")),
         many => {
             let parts: Vec<String> = many
                 .iter()
-                .map(|e| match e.size {
-                    0 => e.to_string(),
-                    _ => format!("pool {:?}: {e}", e.pool),
-                })
+                .map(|(pool, parts)| format!("pool {pool:?}: {}", parts.join("; ")))
                 .collect();
             format!("no available IPs: {}", parts.join("; "))
         }

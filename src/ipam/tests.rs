@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::*;
 
 /// A Service under construction, owning its raw pieces.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Svc {
     pub ns: String,
     pub name: String,
@@ -217,6 +217,59 @@ fn a_restart_moves_nothing_even_for_requests_on_held_addresses() {
         }
     );
     assert!(e.to_string().contains("in use by default/z-holder"), "{e}");
+}
+
+#[test]
+fn a_refused_request_reserves_nothing_in_a_batch() {
+    // Found by the idempotence property: "z-req" holds the address it requests, but its
+    // request is refused (RequireDualStack asking for one family). Had the first pass of the
+    // batch reserved the address, "a-v6" would have taken another, and the batch would then
+    // have freed it: a second run would differ.
+    let pools = [pool("p", &["10.0.0.0/30", "fd00::/127"])];
+    let svcs = [
+        Svc::new("z-req")
+            .stack("RequireDualStack", &["IPv4", "IPv6"])
+            .request("fd00::")
+            .current(&["fd00::"]),
+        Svc::new("a-v6").stack("SingleStack", &["IPv6"]),
+    ];
+    let out = batch(&pools, &svcs);
+    assert!(matches!(
+        out["default/z-req"],
+        Err(AllocError::MissingFamily { .. })
+    ));
+    assert_eq!(ips(&out["default/a-v6"]), ["fd00::"]);
+    let fed = [
+        svcs[0].clone().current(&[]),
+        svcs[1].clone().current(&["fd00::"]),
+    ];
+    assert_eq!(batch(&pools, &fed), out);
+}
+
+#[test]
+fn a_batch_states_refusals_against_its_final_state() {
+    // Found by the idempotence property: "a-req" (RequireDualStack) is refused while the
+    // IPv6 address is still free; "b-v6" takes it later in the batch. Run again, the IPv6
+    // address is taken from the start. Both runs must give the same reason.
+    let pools = [pool("p", &["10.0.0.1/32", "fd00::/128"])];
+    let svcs = [
+        Svc::new("a-req").stack("RequireDualStack", &["IPv4", "IPv6"]),
+        Svc::new("a-v4").current(&["10.0.0.1"]),
+        Svc::new("b-v6").stack("SingleStack", &["IPv6"]),
+    ];
+    let out = batch(&pools, &svcs);
+    let e = out["default/a-req"].clone().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "no available IPs in pool \"p\": its only IPv4 address is in use; \
+         its only IPv6 address is in use"
+    );
+    let fed = [
+        svcs[0].clone(),
+        svcs[1].clone(),
+        svcs[2].clone().current(&["fd00::"]),
+    ];
+    assert_eq!(batch(&pools, &fed), out);
 }
 
 #[test]
