@@ -152,7 +152,8 @@ impl Allocator {
         for (key, result) in results.iter_mut() {
             if result.is_err() {
                 if let Some(&spec) = by_key.get(key) {
-                    *result = self.assign_with(spec, None);
+                    let fallback = stash.get(key).map(Vec::as_slice);
+                    *result = self.assign_with(spec, fallback);
                 }
             }
         }
@@ -382,8 +383,8 @@ impl Allocator {
         })
     }
 
-    /// The still-valid addresses among `current`: for each of the Service's families the first
-    /// valid one, all from the pool of the first kept.
+    /// The still-valid addresses among `current` of a Service that requests nothing: for each
+    /// of its families the first valid one, all from the pool of the first kept.
     fn keep(
         &self,
         spec: &ServiceSpec,
@@ -391,16 +392,18 @@ impl Allocator {
         terms: Option<&Sharing>,
         current: &[IpAddr],
     ) -> Option<Plan> {
-        let requested = !spec.requested().is_empty();
+        let view = RecordView {
+            pin,
+            requested: false,
+        };
         let mut pool: Option<usize> = None;
         let mut addresses = Vec::with_capacity(2);
         for &family in spec.families() {
             let found = current
                 .iter()
                 .filter(|ip| Family::of(**ip) == family)
-                .filter(|ip| !requested || spec.requested().contains(ip))
                 .find_map(|&ip| {
-                    let idx = self.still_valid(&RecordView { pin, requested }, ip)?;
+                    let idx = self.still_valid(&view, ip)?;
                     let ok = pool.is_none_or(|p| p == idx)
                         && self.may_join(ip, spec.key(), terms).is_ok();
                     ok.then_some((ip, idx))
