@@ -3,7 +3,8 @@
 //! - `allocate_all/restart/10000`: the same 10,000 with their addresses in their status (what
 //!   the allocator does when it takes the Lease);
 //! - `assign_one_on_top/N`: one new Service on top of N allocated (`assign` + `release` per
-//!   iteration so N stays N), for N = 10,000 and 50,000 — it must not grow with N;
+//!   iteration so N stays N), for N = 1,000, 10,000, 50,000 and 200,000 — it must not grow
+//!   with N (beyond the logarithm of B-tree look-ups);
 //! - `assign_one_on_top_fragmented/N`: the same after every other Service was released, so the
 //!   taken addresses are N/2 separate runs.
 
@@ -16,10 +17,18 @@ use ferrolb::ipam::{
     allocate_all, Allocator, Pool, PortInput, ServiceInput, ServiceKey, ServiceSpec,
 };
 
-fn pools() -> Vec<Pool> {
-    let range = "10.0.0.0/16".parse().expect("a valid CIDR");
+/// One pool: a /16 for the batch benchmarks, a /14 (262,144 addresses) for the sweep.
+fn pools_of(cidr: &str) -> Vec<Pool> {
+    let range = cidr.parse().expect("a valid CIDR");
     vec![Pool::new("bench", vec![range])]
 }
+
+fn pools() -> Vec<Pool> {
+    pools_of("10.0.0.0/16")
+}
+
+/// Sizes for the one-on-top sweep: if `assign` were O(n), 200,000 would cost 200 times 1,000.
+const SWEEP: [usize; 4] = [1_000, 10_000, 50_000, 200_000];
 
 fn service(i: usize) -> ServiceSpec {
     let namespace = format!("ns-{:02}", i % 50);
@@ -42,11 +51,11 @@ fn services(n: usize) -> Vec<ServiceSpec> {
 
 fn allocated(n: usize) -> (Allocator, Vec<ServiceSpec>) {
     let specs = services(n);
-    let mut a = Allocator::new(&pools());
+    let mut a = Allocator::new(&pools_of("10.0.0.0/14"));
     let results = a.assign_all(&specs);
     assert!(
         results.values().all(Result::is_ok),
-        "{n} Services fit in a /16"
+        "{n} Services fit in a /14"
     );
     (a, specs)
 }
@@ -80,7 +89,7 @@ fn batch(c: &mut Criterion) {
 fn one_on_top(c: &mut Criterion) {
     let mut g = c.benchmark_group("assign_one_on_top");
     let new = service(99_999);
-    for n in [10_000, 50_000] {
+    for n in SWEEP {
         let (mut a, _) = allocated(n);
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter(|| {
@@ -93,7 +102,7 @@ fn one_on_top(c: &mut Criterion) {
     g.finish();
 
     let mut g = c.benchmark_group("assign_one_on_top_fragmented");
-    for n in [10_000, 50_000] {
+    for n in SWEEP {
         let (mut a, _) = allocated(n);
         let mut by_address: Vec<(IpAddr, ServiceKey)> = a
             .assignments()

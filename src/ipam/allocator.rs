@@ -363,7 +363,10 @@ impl Allocator {
                 });
             }
         }
-        let (first, first_pool) = pools[0];
+        let Some(&(first, first_pool)) = pools.first() else {
+            // Nothing requested after all: an ordinary decision.
+            return self.decide_fresh(spec, pin, terms);
+        };
         if let Some(&(second, second_pool)) = pools.iter().find(|(_, p)| *p != first_pool) {
             return Err(AllocError::DifferentPools {
                 first,
