@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod config;
 pub mod daemon;
 pub mod host;

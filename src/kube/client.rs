@@ -129,7 +129,9 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, KubeError> {
-        let resp = self.send(Method::GET, path, query, None, REQUEST_TIMEOUT).await?;
+        let resp = self
+            .send(Method::GET, path, query, None, REQUEST_TIMEOUT)
+            .await?;
         decode(resp, "GET").await
     }
 
@@ -140,7 +142,9 @@ impl Client {
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
         let body = to_body(body, "application/json")?;
-        let resp = self.send(Method::POST, path, &[], body, REQUEST_TIMEOUT).await?;
+        let resp = self
+            .send(Method::POST, path, &[], body, REQUEST_TIMEOUT)
+            .await?;
         decode(resp, "POST").await
     }
 
@@ -151,7 +155,9 @@ impl Client {
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
         let body = to_body(body, "application/json")?;
-        let resp = self.send(Method::PUT, path, &[], body, REQUEST_TIMEOUT).await?;
+        let resp = self
+            .send(Method::PUT, path, &[], body, REQUEST_TIMEOUT)
+            .await?;
         decode(resp, "PUT").await
     }
 
@@ -163,7 +169,9 @@ impl Client {
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
         let body = to_body(body, kind.content_type())?;
-        let resp = self.send(Method::PATCH, path, &[], body, REQUEST_TIMEOUT).await?;
+        let resp = self
+            .send(Method::PATCH, path, &[], body, REQUEST_TIMEOUT)
+            .await?;
         decode(resp, "PATCH").await
     }
 
@@ -189,7 +197,13 @@ impl Client {
         query.push(("watch", "true".to_string()));
         // The request as a whole may last as long as the server keeps the watch open.
         let resp = self
-            .send(Method::GET, path, &query, None, Duration::from_secs(24 * 3600))
+            .send(
+                Method::GET,
+                path,
+                &query,
+                None,
+                Duration::from_secs(24 * 3600),
+            )
             .await?;
         let url = resp.url().to_string();
         let bytes = resp.bytes_stream();
@@ -219,8 +233,9 @@ impl Client {
             .header(ACCEPT, "application/json")
             .timeout(timeout);
         if let Some(token) = self.token.token().await? {
-            let value = HeaderValue::from_str(&format!("Bearer {token}"))
-                .map_err(|_| KubeError::Tls("the bearer token contains invalid characters".into()))?;
+            let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                KubeError::Tls("the bearer token contains invalid characters".into())
+            })?;
             req = req.header(AUTHORIZATION, value);
         }
         if let Some((bytes, content_type)) = body {
@@ -357,7 +372,9 @@ fn parse_event<T: DeserializeOwned>(line: &[u8], url: &str) -> Result<WatchEvent
         reason,
     };
     let raw: RawWatchEvent = serde_json::from_slice(line).map_err(|e| decode_err(e.to_string()))?;
-    let object = |v: serde_json::Value| serde_json::from_value::<T>(v).map_err(|e| decode_err(e.to_string()));
+    let object = |v: serde_json::Value| {
+        serde_json::from_value::<T>(v).map_err(|e| decode_err(e.to_string()))
+    };
     match raw.kind.as_str() {
         "ADDED" => Ok(WatchEvent::Added(object(raw.object)?)),
         "MODIFIED" => Ok(WatchEvent::Modified(object(raw.object)?)),
@@ -398,9 +415,18 @@ mod tests {
         .collect()
         .await;
         assert_eq!(events.len(), 4);
-        assert_eq!(events[0].as_ref().unwrap(), &WatchEvent::Added(Obj { n: 1 }));
-        assert_eq!(events[1].as_ref().unwrap(), &WatchEvent::Modified(Obj { n: 2 }));
-        assert_eq!(events[2].as_ref().unwrap(), &WatchEvent::Bookmark("7".into()));
+        assert_eq!(
+            events[0].as_ref().unwrap(),
+            &WatchEvent::Added(Obj { n: 1 })
+        );
+        assert_eq!(
+            events[1].as_ref().unwrap(),
+            &WatchEvent::Modified(Obj { n: 2 })
+        );
+        assert_eq!(
+            events[2].as_ref().unwrap(),
+            &WatchEvent::Bookmark("7".into())
+        );
         match events[3].as_ref().unwrap() {
             WatchEvent::Error(s) => assert_eq!((s.code, s.reason.as_str()), (410, "Expired")),
             other => panic!("{other:?}"),
@@ -409,8 +435,9 @@ mod tests {
 
     #[tokio::test]
     async fn garbage_is_an_error_not_a_panic() {
-        let chunks: Vec<Result<bytes::Bytes, reqwest::Error>> =
-            vec![Ok(bytes::Bytes::from_static(b"\xff\xfe not json\n{\"type\":\"WAT\",\"object\":{}}\n"))];
+        let chunks: Vec<Result<bytes::Bytes, reqwest::Error>> = vec![Ok(
+            bytes::Bytes::from_static(b"\xff\xfe not json\n{\"type\":\"WAT\",\"object\":{}}\n"),
+        )];
         let events: Vec<_> = watch_lines::<Obj, _>(
             futures_util::stream::iter(chunks),
             "u".into(),

@@ -113,7 +113,12 @@ async fn send_loop(
                 Err(error) => tracing::debug!(%error, "event aggregation failed"),
             }
         }
-        let name = format!("{}.{:x}{:04x}", ev.name, now.as_nanosecond(), fastrand::u16(..));
+        let name = format!(
+            "{}.{:x}{:04x}",
+            ev.name,
+            now.as_nanosecond(),
+            fastrand::u16(..)
+        );
         let event = Event {
             metadata: ObjectMeta {
                 name: Some(name.clone()),
@@ -149,7 +154,9 @@ async fn send_loop(
                 }
                 seen.insert(key, (name, 1));
             }
-            Err(error) => tracing::warn!(service = %format!("{}/{}", ev.namespace, ev.name), reason = %ev.reason, %error, "could not record event"),
+            Err(error) => {
+                tracing::warn!(service = %format!("{}/{}", ev.namespace, ev.name), reason = %ev.reason, %error, "could not record event")
+            }
         }
     }
 }

@@ -114,7 +114,9 @@ pub fn parse(text: &str, base: &Path, context: Option<&str>) -> Result<Connectio
             &raw.users
                 .iter()
                 .find(|u| &u.name == name)
-                .ok_or_else(|| format!("user {name:?} (named by context {wanted:?}) is not defined"))?
+                .ok_or_else(|| {
+                    format!("user {name:?} (named by context {wanted:?}) is not defined")
+                })?
                 .user,
         ),
         _ => None,
@@ -125,8 +127,12 @@ pub fn parse(text: &str, base: &Path, context: Option<&str>) -> Result<Connectio
             ctx.cluster
         ));
     }
-    let server = url::Url::parse(&cluster.server)
-        .map_err(|e| format!("cluster {:?}: server {:?}: {e}", ctx.cluster, cluster.server))?;
+    let server = url::Url::parse(&cluster.server).map_err(|e| {
+        format!(
+            "cluster {:?}: server {:?}: {e}",
+            ctx.cluster, cluster.server
+        )
+    })?;
     let ca = pem_source(
         cluster.certificate_authority_data.as_deref(),
         cluster.certificate_authority.as_deref(),
@@ -289,7 +295,11 @@ current-context: lab
 
     #[test]
     fn render_parses_back() {
-        let text = render("https://10.0.0.1:6443", Some(b"PEM"), Path::new("/etc/ferrolb/token"));
+        let text = render(
+            "https://10.0.0.1:6443",
+            Some(b"PEM"),
+            Path::new("/etc/ferrolb/token"),
+        );
         let c = parse(&text, Path::new("/"), None).unwrap();
         assert_eq!(c.ca, Some(Pem::Inline(b"PEM".to_vec())));
         assert_eq!(c.token, TokenSource::File("/etc/ferrolb/token".into()));

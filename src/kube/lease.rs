@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -223,7 +223,9 @@ pub async fn run(
         if let Some(step) = last_record.and_then(|r| elector.release(&r, Timestamp::now())) {
             match write(&client, &path, &collection, &settings, step).await {
                 Ok(_) => tracing::info!(lease = %settings.name, "released the allocator lease"),
-                Err(error) => tracing::warn!(lease = %settings.name, %error, "could not release the allocator lease; it expires by itself"),
+                Err(error) => {
+                    tracing::warn!(lease = %settings.name, %error, "could not release the allocator lease; it expires by itself")
+                }
             }
         }
     }
@@ -244,7 +246,9 @@ async fn attempt(
     };
     let step = elector.step(current.as_ref(), Instant::now(), Timestamp::now());
     if let Step::Follow { .. } = step {
-        return current.map(|r| (r, false)).ok_or_else(|| unreachable_follow(path));
+        return current
+            .map(|r| (r, false))
+            .ok_or_else(|| unreachable_follow(path));
     }
     match write(client, path, collection, settings, step).await {
         Ok(lease) => Ok((LeaseRecord::from_lease(&lease), true)),
@@ -349,20 +353,32 @@ mod tests {
         let mut e = Elector::new("b", Duration::from_secs(15));
         let t0 = Instant::now();
         let r = rec("a", "10", 3);
-        assert_eq!(e.step(Some(&r), t0, Timestamp::UNIX_EPOCH), Step::Follow { holder: "a".into() });
+        assert_eq!(
+            e.step(Some(&r), t0, Timestamp::UNIX_EPOCH),
+            Step::Follow { holder: "a".into() }
+        );
         // Same record 14 s later: still live.
         let t1 = t0 + Duration::from_secs(14);
-        assert!(matches!(e.step(Some(&r), t1, Timestamp::UNIX_EPOCH), Step::Follow { .. }));
+        assert!(matches!(
+            e.step(Some(&r), t1, Timestamp::UNIX_EPOCH),
+            Step::Follow { .. }
+        ));
         // The holder renewed (new rv): the clock restarts.
         let r2 = rec("a", "11", 3);
         let t2 = t0 + Duration::from_secs(16);
-        assert!(matches!(e.step(Some(&r2), t2, Timestamp::UNIX_EPOCH), Step::Follow { .. }));
+        assert!(matches!(
+            e.step(Some(&r2), t2, Timestamp::UNIX_EPOCH),
+            Step::Follow { .. }
+        ));
         // Unchanged for a full lease duration: take over, one more transition.
         let t3 = t2 + Duration::from_secs(15);
         let step = e.step(Some(&r2), t3, Timestamp::UNIX_EPOCH);
         assert_eq!(holder_of(&step).as_deref(), Some("b"));
         match step {
-            Step::Update { resource_version, spec } => {
+            Step::Update {
+                resource_version,
+                spec,
+            } => {
                 assert_eq!(resource_version, "11");
                 assert_eq!(spec.lease_transitions, Some(4));
             }
@@ -375,10 +391,17 @@ mod tests {
         let mut e = Elector::new("a", Duration::from_secs(15));
         let mut r = rec("a", "5", 2);
         r.acquire_time = Some(Timestamp::UNIX_EPOCH);
-        match e.step(Some(&r), Instant::now(), Timestamp::from_second(100).unwrap()) {
+        match e.step(
+            Some(&r),
+            Instant::now(),
+            Timestamp::from_second(100).unwrap(),
+        ) {
             Step::Update { spec, .. } => {
                 assert_eq!(spec.acquire_time, Some(MicroTime(Timestamp::UNIX_EPOCH)));
-                assert_eq!(spec.renew_time, Some(MicroTime(Timestamp::from_second(100).unwrap())));
+                assert_eq!(
+                    spec.renew_time,
+                    Some(MicroTime(Timestamp::from_second(100).unwrap()))
+                );
                 assert_eq!(spec.lease_transitions, Some(2));
             }
             other => panic!("{other:?}"),
@@ -394,7 +417,9 @@ mod tests {
             Some("b")
         );
         let a = Elector::new("a", Duration::from_secs(15));
-        assert!(a.release(&rec("b", "8", 2), Timestamp::UNIX_EPOCH).is_none());
+        assert!(a
+            .release(&rec("b", "8", 2), Timestamp::UNIX_EPOCH)
+            .is_none());
         let step = a.release(&rec("a", "8", 2), Timestamp::UNIX_EPOCH).unwrap();
         assert_eq!(holder_of(&step), None);
     }

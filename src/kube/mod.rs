@@ -4,9 +4,9 @@
 
 pub mod backoff;
 pub mod client;
-pub mod events;
 pub mod connection;
 pub mod error;
+pub mod events;
 pub mod kubeconfig;
 pub mod lease;
 pub mod objects;

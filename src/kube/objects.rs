@@ -240,8 +240,17 @@ mod tests {
         assert_eq!(info.key.to_string(), "web/nginx");
         assert!(info.is_load_balancer());
         assert_eq!(info.annotations.len(), 1);
-        assert_eq!(info.ports[0], ServicePort { protocol: "TCP".into(), port: 80 });
-        assert_eq!(info.ingress, vec!["192.168.10.10".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            info.ports[0],
+            ServicePort {
+                protocol: "TCP".into(),
+                port: 80
+            }
+        );
+        assert_eq!(
+            info.ingress,
+            vec!["192.168.10.10".parse::<IpAddr>().unwrap()]
+        );
         assert_eq!(info.external_traffic_policy, "Local");
     }
 

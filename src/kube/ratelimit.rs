@@ -96,6 +96,9 @@ mod tests {
         }
         // 10 at once, then 50 at 5/s.
         let took = start.elapsed();
-        assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(10) && took < Duration::from_secs(11),
+            "{took:?}"
+        );
     }
 }

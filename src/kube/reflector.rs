@@ -173,7 +173,10 @@ async fn watch_until_relist<T: Reflected>(
             ("timeoutSeconds", timeout.to_string()),
         ];
         let opened = Instant::now();
-        let stream = match client.watch::<T::Raw>(T::PATH, &query, settings.watch_idle).await {
+        let stream = match client
+            .watch::<T::Raw>(T::PATH, &query, settings.watch_idle)
+            .await
+        {
             Ok(stream) => stream,
             Err(error) if error.is_gone() => {
                 tracing::info!(kind = T::KIND, "watch version expired; relisting");
@@ -232,7 +235,9 @@ async fn watch_until_relist<T: Reflected>(
         } else {
             let delay = backoff.next_delay(fastrand::f64(), None);
             match failure {
-                Some(error) => tracing::warn!(kind = T::KIND, %error, retry_in = ?delay, "watch broke"),
+                Some(error) => {
+                    tracing::warn!(kind = T::KIND, %error, retry_in = ?delay, "watch broke")
+                }
                 None => tracing::debug!(kind = T::KIND, retry_in = ?delay, "watch closed early"),
             }
             tokio::time::sleep(delay).await;

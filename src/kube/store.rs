@@ -37,12 +37,7 @@ impl<T: Reflected + PartialEq> Store<T> {
                     }
                 }
             }
-            Update::Deleted(key) => self
-                .objects
-                .remove(&key)
-                .map(|_| key)
-                .into_iter()
-                .collect(),
+            Update::Deleted(key) => self.objects.remove(&key).map(|_| key).into_iter().collect(),
             Update::Replaced(list) => {
                 self.synced = true;
                 let mut fresh: HashMap<ObjectKey, T> =
@@ -124,7 +119,10 @@ mod tests {
             vec![key("a"), key("b")]
         );
         assert!(s.synced());
-        assert_eq!(s.apply(Update::Applied(node("a", true))), Vec::<ObjectKey>::new());
+        assert_eq!(
+            s.apply(Update::Applied(node("a", true))),
+            Vec::<ObjectKey>::new()
+        );
         assert_eq!(s.apply(Update::Applied(node("a", false))), vec![key("a")]);
         // b vanished while we were not watching, c appeared, a unchanged.
         assert_eq!(
