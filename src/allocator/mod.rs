@@ -73,6 +73,8 @@ pub enum Action {
     Report {
         /// The Service.
         key: ObjectKey,
+        /// Its uid (Events refer to it).
+        uid: String,
         /// The Event.
         note: Note,
     },
@@ -289,7 +291,11 @@ impl Controller {
                 });
                 if svc.ingress.is_empty() && !svc.annotations.contains_key(POOL_ANNOTATION) {
                     return note
-                        .map(|note| Action::Report { key, note })
+                        .map(|note| Action::Report {
+                            key,
+                            uid: svc.uid.clone(),
+                            note,
+                        })
                         .into_iter()
                         .collect();
                 }

@@ -1,0 +1,333 @@
+//! Wiring: starts the daemon's tasks and runs its main loop.
+//!
+//! Every daemon reflects Services, EndpointSlices and Nodes from the API and competes for the
+//! allocator Lease; the holder runs the [`allocator::Controller`] and writes Service status.
+//! One loop owns all state and receives everything as messages — reflector updates, the
+//! Lease's verdict, re-reads from the writer, signals — so decisions never race each other.
+//!
+//! Signals: SIGHUP re-reads the configuration (an invalid file is refused and the running one
+//! kept; new pools are applied as a diff), SIGTERM/SIGINT stop the daemon, releasing the Lease
+//! so another daemon takes over at once.
+
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::allocator::{self, Action};
+use crate::config::{self, Config, LoadOptions, Loaded};
+use crate::host::notify;
+use crate::ipam;
+use crate::kube::events::EventRecorder;
+use crate::kube::lease::{self, ElectionSettings, Elector};
+use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
+use crate::kube::reflector::{self, ReflectorSettings, Update};
+use crate::kube::store::Store;
+use crate::kube::{kubeconfig, Client, Connection};
+
+/// Name of the allocator Lease.
+pub const LEASE_NAME: &str = "ferrolb-allocator";
+/// Where the kubeconfig is looked for when ferrolb.toml names neither a kubeconfig nor a server.
+pub const DEFAULT_KUBECONFIG: &str = "/etc/ferrolb/kubeconfig";
+/// Requests per second to the API server, on average (client-go's flag `--kube-api-qps`).
+const API_QPS: f64 = 20.0;
+/// Burst above that.
+const API_BURST: u32 = 50;
+/// How long a stopping daemon waits for the Lease release.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why the daemon stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A finding that `check-config` only warns about, but the daemon will not run with.
+    #[error("refusing to start: {0}")]
+    Refused(String),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the {signal} handler: {source}")]
+    Signal {
+        /// Which signal.
+        signal: &'static str,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The node name could not be determined.
+    #[error("cannot determine the node name (set node.name): {0}")]
+    NodeName(std::io::Error),
+    /// The API connection could not be set up.
+    #[error("{0}")]
+    Kubernetes(String),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
+    refuse_blockers(&loaded)?;
+    let mut current = loaded;
+    log_config(&current, "configuration loaded");
+    let node = node_name(&current.config)?;
+    let client = api_client(&current.config)?;
+    tracing::info!(node = %node, server = %client.server(), "connecting to the Kubernetes API");
+
+    let mut term = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = install(SignalKind::interrupt(), "SIGINT")?;
+    let mut hup = install(SignalKind::hangup(), "SIGHUP")?;
+
+    let k = &current.config.kubernetes;
+    let settings = ReflectorSettings {
+        watch: k.watch,
+        poll_interval: k.poll_interval,
+        resync_interval: k.resync_interval,
+        ..ReflectorSettings::default()
+    };
+    let (svc_tx, mut svc_rx) = mpsc::channel::<Update<ServiceInfo>>(1024);
+    let (node_tx, mut node_rx) = mpsc::channel::<Update<NodeInfo>>(256);
+    let (slice_tx, mut slice_rx) = mpsc::channel::<Update<EndpointSliceInfo>>(1024);
+    tokio::spawn(reflector::run(client.clone(), settings.clone(), svc_tx.clone()));
+    tokio::spawn(reflector::run(client.clone(), settings.clone(), node_tx));
+    tokio::spawn(reflector::run(client.clone(), settings, slice_tx));
+
+    let (leading_tx, mut leading_rx) = watch::channel(false);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let election = tokio::spawn(lease::run(
+        client.clone(),
+        ElectionSettings {
+            namespace: k.lease_namespace.clone(),
+            name: LEASE_NAME.to_string(),
+            lease_duration: k.lease_duration,
+            renew_deadline: k.renew_deadline,
+            retry_period: k.retry_period,
+        },
+        Elector::new(node.clone(), k.lease_duration),
+        leading_tx,
+        shutdown_rx,
+    ));
+
+    let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
+    let (action_tx, action_rx) = mpsc::unbounded_channel::<Action>();
+    tokio::spawn(writer::run(
+        client.clone(),
+        events,
+        leading_rx.clone(),
+        action_rx,
+        svc_tx,
+    ));
+
+    let mut state = State::default();
+    let mut controller: Option<allocator::Controller> = None;
+    let mut ready = false;
+
+    loop {
+        let mut actions: Vec<Action> = Vec::new();
+        tokio::select! {
+            Some(update) = svc_rx.recv() => {
+                let changed = state.services.apply(update);
+                if let Some(c) = controller.as_mut() {
+                    for key in &changed {
+                        actions.extend(c.service_changed(key, state.services.get(key)));
+                    }
+                }
+            }
+            Some(update) = node_rx.recv() => { state.nodes.apply(update); }
+            Some(update) = slice_rx.recv() => { state.slices.apply(update); }
+            Ok(()) = leading_rx.changed() => {
+                if !*leading_rx.borrow_and_update() && controller.take().is_some() {
+                    tracing::warn!("no longer the allocator");
+                }
+            }
+            _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
+            _ = hup.recv() => {
+                notify::reloading();
+                current = reload(&opts, current);
+                if let Some(c) = controller.as_mut() {
+                    let pools = ipam_pools(&current.config);
+                    actions.extend(c.set_pools(&pools, |k| state.services.get(k)));
+                }
+            }
+        }
+        // Start allocating once leading and the Services are known: a fresh allocator first
+        // loads every Service's status, so a handover never moves an address.
+        if controller.is_none() && *leading_rx.borrow() && state.services.synced() {
+            let mut c = allocator::Controller::new(
+                &ipam_pools(&current.config),
+                current.config.kubernetes.load_balancer_class.clone(),
+            );
+            actions.extend(c.start(state.services.iter()));
+            tracing::info!(allocated = c.allocated(), pending = c.pending(), "allocator started");
+            controller = Some(c);
+        }
+        for action in actions {
+            let _ = action_tx.send(action);
+        }
+        if !ready && state.synced() {
+            ready = true;
+            tracing::info!(
+                services = state.services.len(),
+                nodes = state.nodes.len(),
+                endpointslices = state.slices.len(),
+                "initial sync complete"
+            );
+            notify::ready(&status_line(&state, controller.as_ref()));
+        }
+    }
+    notify::stopping();
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(RELEASE_TIMEOUT, election).await.is_err() {
+        tracing::warn!("the Lease release did not finish in time; it expires by itself");
+    }
+    Ok(())
+}
+
+/// What the daemon knows of the cluster.
+#[derive(Default)]
+struct State {
+    services: Store<ServiceInfo>,
+    nodes: Store<NodeInfo>,
+    slices: Store<EndpointSliceInfo>,
+}
+
+impl State {
+    fn synced(&self) -> bool {
+        self.services.synced() && self.nodes.synced() && self.slices.synced()
+    }
+}
+
+fn status_line(state: &State, controller: Option<&allocator::Controller>) -> String {
+    match controller {
+        Some(c) => format!(
+            "allocator; {} services ({} allocated, {} pending); {} nodes",
+            state.services.len(),
+            c.allocated(),
+            c.pending(),
+            state.nodes.len()
+        ),
+        None => format!(
+            "{} services; {} nodes",
+            state.services.len(),
+            state.nodes.len()
+        ),
+    }
+}
+
+/// The IPAM pools of a configuration.
+pub fn ipam_pools(config: &Config) -> Vec<ipam::Pool> {
+    config
+        .ipam_pools()
+        .into_iter()
+        .map(|(name, ranges, avoid, auto)| {
+            ipam::Pool::new(name, ranges)
+                .with_avoid_buggy_ips(avoid)
+                .with_auto_assign(auto)
+        })
+        .collect()
+}
+
+/// The API connection the configuration describes.
+pub fn connection(config: &Config) -> Result<Connection, DaemonError> {
+    let k = &config.kubernetes;
+    if let Some(server) = &k.server {
+        let url = url::Url::parse(server)
+            .map_err(|e| DaemonError::Kubernetes(format!("kubernetes.server {server:?}: {e}")))?;
+        return Ok(Connection::from_parts(
+            url,
+            k.token_file.clone(),
+            k.ca_file.clone(),
+            k.insecure_skip_tls_verify,
+        ));
+    }
+    let path = k
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_KUBECONFIG));
+    let mut conn = kubeconfig::load(&path, None).map_err(|e| {
+        DaemonError::Kubernetes(format!(
+            "{e} (set kubernetes.kubeconfig, or kubernetes.server with token_file and ca_file)"
+        ))
+    })?;
+    conn.insecure_skip_tls_verify |= k.insecure_skip_tls_verify;
+    Ok(conn)
+}
+
+fn api_client(config: &Config) -> Result<Client, DaemonError> {
+    let conn = connection(config)?;
+    Client::new(&conn, API_QPS, API_BURST)
+        .map_err(|e| DaemonError::Kubernetes(format!("Kubernetes API {}: {e}", conn.server)))
+}
+
+fn node_name(config: &Config) -> Result<String, DaemonError> {
+    if let Some(name) = &config.node.name {
+        return Ok(name.clone());
+    }
+    let host = std::fs::read_to_string(Path::new("/proc/sys/kernel/hostname"))
+        .map_err(DaemonError::NodeName)?;
+    Ok(host.trim().to_string())
+}
+
+/// Re-reads the configuration; on any error keeps the running one (rule of the house: a bad
+/// reload changes nothing) and says so.
+fn reload(opts: &LoadOptions, current: Loaded) -> Loaded {
+    let result = match config::load(opts) {
+        Ok(new) => match refuse_blockers(&new) {
+            Ok(()) => {
+                log_config(&new, "configuration reloaded");
+                notify::ready("configuration reloaded");
+                return new;
+            }
+            Err(error) => {
+                tracing::error!(%error, "reload refused; keeping the running configuration");
+                error.to_string()
+            }
+        },
+        Err(errors) => {
+            for diagnostic in &errors.0 {
+                tracing::error!(%diagnostic, "reload refused");
+            }
+            format!("{} errors in the configuration", errors.0.len())
+        }
+    };
+    notify::ready(&format!(
+        "reload refused ({result}); running on the previous configuration"
+    ));
+    current
+}
+
+fn refuse_blockers(loaded: &Loaded) -> Result<(), DaemonError> {
+    let blockers: Vec<String> = loaded
+        .warnings
+        .iter()
+        .filter(|w| w.blocks_start)
+        .map(ToString::to_string)
+        .collect();
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Refused(blockers.join("; ")))
+    }
+}
+
+fn log_config(loaded: &Loaded, what: &str) {
+    let files: Vec<String> = loaded
+        .sources
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    tracing::info!(files = %files.join(", "), "{what}");
+    for warning in &loaded.warnings {
+        tracing::warn!(%warning, "configuration warning");
+    }
+    for line in loaded.config.summary().lines() {
+        tracing::info!("{line}");
+    }
+}
+
+fn install(
+    kind: SignalKind,
+    name: &'static str,
+) -> Result<tokio::signal::unix::Signal, DaemonError> {
+    signal(kind).map_err(|source| DaemonError::Signal {
+        signal: name,
+        source,
+    })
+}
