@@ -8,3 +8,5 @@ pub mod config;
 pub mod daemon;
 pub mod host;
 pub mod ipam;
+#[cfg(feature = "lab")]
+pub mod lab;

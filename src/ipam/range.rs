@@ -153,8 +153,7 @@ impl IpRange {
 
     /// Offset of `ip` from the start, if it lies in the range.
     pub fn offset_of(&self, ip: IpAddr) -> Option<u128> {
-        self.contains(ip)
-            .then(|| to_u128(ip) - to_u128(self.start))
+        self.contains(ip).then(|| to_u128(ip) - to_u128(self.start))
     }
 
     /// The smallest list of CIDRs that covers exactly this range, lowest first.
@@ -165,7 +164,11 @@ impl IpRange {
         let end = to_u128(self.end);
         loop {
             // The largest block aligned at `cur` that does not pass `end`.
-            let mut size_log2 = if cur == 0 { bits } else { cur.trailing_zeros().min(bits) };
+            let mut size_log2 = if cur == 0 {
+                bits
+            } else {
+                cur.trailing_zeros().min(bits)
+            };
             while size_log2 > 0 && block_last(cur, size_log2).is_none_or(|last| last > end) {
                 size_log2 -= 1;
             }
@@ -307,7 +310,10 @@ mod tests {
             .iter()
             .map(|n| n.to_string())
             .collect();
-        assert_eq!(nets, ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]);
+        assert_eq!(
+            nets,
+            ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
+        );
         assert_eq!(r("0.0.0.0/0").to_cidrs().len(), 1);
         assert_eq!(r("::/0").to_cidrs().len(), 1);
         assert_eq!(r("10.0.0.0/24").to_string(), "10.0.0.0/24");
@@ -321,7 +327,10 @@ mod tests {
         assert!(!r("10.0.0.0/24").overlaps(&r("::/0")));
         assert!(r("fd00::/120").contains("fd00::ff".parse().unwrap()));
         assert!(!r("fd00::/120").contains("10.0.0.1".parse().unwrap()));
-        assert_eq!(r("10.0.0.10-10.0.0.30").nth(20), Some("10.0.0.30".parse().unwrap()));
+        assert_eq!(
+            r("10.0.0.10-10.0.0.30").nth(20),
+            Some("10.0.0.30".parse().unwrap())
+        );
         assert_eq!(r("10.0.0.10-10.0.0.30").nth(21), None);
     }
 
