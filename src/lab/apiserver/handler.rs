@@ -186,6 +186,7 @@ async fn dispatch(
         let method = req.method().clone();
         return sim::handle(shared, &method, rest, &query);
     }
+    classify(&req, rec);
     shared.faults.wait_if_stalled().await;
     if let Some(err) = shared.faults.take_failure() {
         RequestLog::bump(&shared.log.injected_failures);
@@ -300,6 +301,7 @@ async fn route(
         target: &target,
         query: &query,
         render,
+        content_type: &content_type,
     };
     let dry_run = query.get("dryRun").is_some_and(|v| v == "All");
     match verb {
@@ -311,6 +313,46 @@ async fn route(
         "delete" => ctx.delete(&body, dry_run),
         _ => ctx.delete_collection(dry_run),
     }
+}
+
+/// Fills in the verb and resource of a request for the log (before faults can answer it).
+fn classify(req: &Request<Incoming>, rec: &mut RequestRecord) {
+    let segs: Vec<&str> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (group, version, rest) = match segs.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return,
+    };
+    let Ok(target) = parse_target(group, version, rest) else {
+        return;
+    };
+    let watch = req.uri().query().is_some_and(|q| {
+        parse_query(Some(q))
+            .get("watch")
+            .is_some_and(|w| w == "1" || w == "true")
+    });
+    rec.verb = match (req.method().as_str(), target.name.is_some()) {
+        ("GET", true) => "get",
+        ("GET", false) if watch => "watch",
+        ("GET", false) => "list",
+        ("POST", false) => "create",
+        ("PUT", true) => "update",
+        ("PATCH", true) => "patch",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        _ => "",
+    }
+    .to_string();
+    rec.api_group = target.def.group.to_string();
+    rec.resource = target.def.plural.to_string();
+    rec.namespace = target.namespace.unwrap_or_default();
+    rec.name = target.name.unwrap_or_default();
+    rec.subresource = target.subresource.unwrap_or_default();
 }
 
 fn header(req: &Request<Incoming>, name: &str) -> String {
@@ -361,6 +403,7 @@ struct Ctx<'a> {
     target: &'a Target,
     query: &'a Query,
     render: Render,
+    content_type: &'a str,
 }
 
 /// The list kind of a resource: `ServiceList`.
@@ -382,7 +425,11 @@ pub fn render_one(def: &ResourceDef, stored: &Value, render: Render) -> Value {
     }
 }
 
-fn body_object(body: &[u8]) -> ApiResult<Value> {
+fn body_object(body: &[u8], content_type: &str) -> ApiResult<Value> {
+    let base = content_type.split(';').next().unwrap_or("").trim();
+    if !(base.is_empty() || base == "application/json" || base == "*/*") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body of the request could not be decoded as JSON: {e}"
@@ -608,7 +655,7 @@ impl Ctx<'_> {
         if def.namespaced && self.target.namespace.is_none() {
             return Err(ApiError::method_not_allowed("POST"));
         }
-        let view = body_object(body)?;
+        let view = body_object(body, self.content_type)?;
         self.check_type(&view)?;
         let mut obj = def.from_view(view);
         if !obj.get("metadata").is_some_and(Value::is_object) {
@@ -654,7 +701,7 @@ impl Ctx<'_> {
 
     fn update(&self, body: &[u8], dry_run: bool) -> ApiResult<Response<ResponseBody>> {
         let def = self.def();
-        let view = body_object(body)?;
+        let view = body_object(body, self.content_type)?;
         self.check_type(&view)?;
         let new = def.from_view(view);
         let body_name = meta_str(&new, "name");
@@ -1021,6 +1068,25 @@ fn prepare_update(
     if let Some(m) = obj["metadata"].as_object_mut() {
         m.remove("managedFields");
         m.remove("selfLink");
+    }
+    if def.storage == "services" {
+        // `ipMode: VIP` is defaulted for ingress points with an IP (Kubernetes ≥ 1.30).
+        let ingress = obj
+            .get_mut("status")
+            .and_then(|s| s.get_mut("loadBalancer"))
+            .and_then(|l| l.get_mut("ingress"))
+            .and_then(Value::as_array_mut);
+        if let Some(ingress) = ingress {
+            for point in ingress.iter_mut() {
+                if point
+                    .get("ip")
+                    .is_some_and(|ip| ip.as_str().is_some_and(|s| !s.is_empty()))
+                    && point.get("ipMode").is_none()
+                {
+                    point["ipMode"] = json!("VIP");
+                }
+            }
+        }
     }
     if !status_only {
         if def.storage == "services" {
