@@ -28,7 +28,7 @@ pub struct ChannelBody {
 
 impl ChannelBody {
     /// A body and the sender that feeds it.
-    pub fn new(capacity: usize) -> (mpsc::Sender<Bytes>, ResponseBody) {
+    pub fn channel(capacity: usize) -> (mpsc::Sender<Bytes>, ResponseBody) {
         let (tx, rx) = mpsc::channel(capacity);
         (tx, ChannelBody { rx }.boxed())
     }

@@ -938,10 +938,8 @@ fn default_kind(def: &ResourceDef, obj: &mut Value, name: &str) -> ApiResult<()>
                 }
             }
         }
-        "deployments" => {
-            if obj["spec"].is_object() && obj["spec"].get("replicas").is_none() {
-                obj["spec"]["replicas"] = json!(1);
-            }
+        "deployments" if obj["spec"].is_object() && obj["spec"].get("replicas").is_none() => {
+            obj["spec"]["replicas"] = json!(1);
         }
         _ => {}
     }

@@ -76,7 +76,7 @@ pub fn start(
         None => Duration::from_secs(1800 + random_u64() % 1800),
     };
     RequestLog::bump(&shared.log.watches_opened);
-    let (tx, body) = ChannelBody::new(64);
+    let (tx, body) = ChannelBody::channel(64);
     let filter = Filter {
         def,
         namespace: target.namespace.clone(),
