@@ -683,3 +683,124 @@ fn https_tokens_and_plain_http() {
         .any(|r| !r.tls && r.verb == "get" && r.name == "web"));
     assert!(log.iter().all(|r| !r.user_agent.is_empty()));
 }
+
+#[test]
+fn typed_create_commands() {
+    // kubectl's `create <kind>` subcommands send protobuf bodies.
+    let Some(lab) = Lab::start() else { return };
+    assert!(lab
+        .ok(&["create", "namespace", "team-a"])
+        .contains("namespace/team-a created"));
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "configmap",
+        "c1",
+        "--from-literal=a=b",
+        "--from-literal=c=d",
+    ]);
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "secret",
+        "generic",
+        "s1",
+        "--from-literal=token=xyz",
+    ]);
+    lab.ok(&["-n", "team-a", "create", "serviceaccount", "ferrolb"]);
+    lab.ok(&[
+        "create",
+        "clusterrole",
+        "r1",
+        "--verb=get,list,watch",
+        "--resource=services,endpointslices.discovery.k8s.io",
+    ]);
+    lab.ok(&[
+        "create",
+        "clusterrolebinding",
+        "b1",
+        "--clusterrole=r1",
+        "--serviceaccount=team-a:ferrolb",
+    ]);
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "role",
+        "r2",
+        "--verb=get",
+        "--resource=leases.coordination.k8s.io",
+    ]);
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "rolebinding",
+        "b2",
+        "--role=r2",
+        "--user=alice",
+    ]);
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "service",
+        "loadbalancer",
+        "lb1",
+        "--tcp=80:8080",
+        "--tcp=443",
+    ]);
+    lab.ok(&[
+        "-n",
+        "team-a",
+        "create",
+        "deployment",
+        "d1",
+        "--image=nginx:1.27",
+        "--port=8080",
+        "--replicas=3",
+    ]);
+
+    let cm = lab.json(&["-n", "team-a", "get", "cm", "c1"]);
+    assert_eq!(cm["data"], serde_json::json!({"a": "b", "c": "d"}));
+    let secret = lab.json(&["-n", "team-a", "get", "secret", "s1"]);
+    assert_eq!(
+        (secret["type"].as_str(), secret["data"]["token"].as_str()),
+        (Some("Opaque"), Some("eHl6"))
+    );
+    let role = lab.json(&["get", "clusterrole", "r1"]);
+    assert_eq!(role["rules"][1]["apiGroups"][0], "discovery.k8s.io");
+    assert_eq!(
+        role["rules"][1]["verbs"],
+        serde_json::json!(["get", "list", "watch"])
+    );
+    let binding = lab.json(&["get", "clusterrolebinding", "b1"]);
+    assert_eq!(binding["roleRef"]["name"], "r1");
+    assert_eq!(
+        binding["subjects"][0],
+        serde_json::json!({"kind": "ServiceAccount", "name": "ferrolb", "namespace": "team-a"})
+    );
+    let svc = lab.json(&["-n", "team-a", "get", "svc", "lb1"]);
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["ports"][1]["targetPort"], 443);
+    assert!(svc["spec"]["ports"][1]["nodePort"].as_u64().is_some());
+    let dep = lab.json(&["-n", "team-a", "get", "deploy", "d1"]);
+    assert_eq!(dep["spec"]["replicas"], 3);
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx:1.27"
+    );
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"],
+        8080
+    );
+    let table = lab.ok(&["-n", "team-a", "get", "rolebinding"]);
+    assert_eq!(row(&table, "b2")[1], "Role/r2");
+    // Deleting the namespace deletes what is in it.
+    lab.ok(&["delete", "namespace", "team-a"]);
+    let out = lab.run_with(&lab.https, &["-n", "team-a", "get", "cm", "c1"]);
+    assert!(!out.ok);
+}

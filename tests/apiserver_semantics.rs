@@ -1022,14 +1022,30 @@ async fn fault_watches_dropped_and_expired() {
     assert_eq!(w6.event().await["type"], "ERROR");
     post(a, "/_sim/faults/drop-watches", json!({})).await;
     assert!(matches!(w5.next(Duration::from_secs(2)).await, Next::End));
+    // A watch on an item path watches that object only.
+    post(a, CM, configmap("b", json!({}))).await;
+    let mut one = watch(a, &format!("{CM}/b?watch=1&resourceVersion={from}")).await;
+    let e = one.event().await;
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("b"))
+    );
+    one.quiet(Duration::from_millis(200)).await;
     // timeoutSeconds ends a watch.
     let mut w7 = watch(
         a,
         &format!("{CM}?watch=1&resourceVersion={from}&timeoutSeconds=1"),
     )
     .await;
-    assert_eq!(w7.event().await["type"], "ADDED");
-    assert!(matches!(w7.next(Duration::from_secs(3)).await, Next::End));
+    let t = Instant::now();
+    loop {
+        match w7.next(Duration::from_secs(3)).await {
+            Next::Event(e) => assert_eq!(e["type"], "ADDED"),
+            Next::End => break,
+            Next::Timeout => panic!("timeoutSeconds=1 did not end the watch"),
+        }
+    }
+    assert!(t.elapsed() >= Duration::from_millis(900));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1073,4 +1089,113 @@ async fn restart_keeps_data_and_versions() {
     sim.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400s_and_break_nothing() {
+    let (_sim, a) = sim().await;
+    let bodies = [
+        json!({"metadata": {"name": "x", "labels": "nope"}}),
+        json!({"metadata": {"name": "x", "annotations": {"a": 1}}}),
+        json!({"metadata": ["x"]}),
+        json!({"metadata": {"name": 5}}),
+        json!({"metadata": {"name": "x"}, "spec": "nope"}),
+        json!({"metadata": {"name": "x"}, "spec": {"ports": "nope"}}),
+        json!({"metadata": {"name": "x"}, "spec": {"ports": [1, null]}}),
+        json!({"metadata": {"name": "x"}, "spec": {"type": 5, "ports": [{"port": "80"}]}}),
+        json!({"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80}], "ipFamilies": [4], "clusterIP": "bogus"}}),
+        json!({"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80, "nodePort": -1}], "type": "NodePort"}}),
+        json!({"metadata": {"name": "x"}, "spec": {"ports": [{"port": 99999}]}}),
+        json!([1, 2, 3]),
+        json!("string"),
+    ];
+    for b in &bodies {
+        for path in [
+            SVC,
+            CM,
+            "/api/v1/namespaces",
+            "/api/v1/nodes",
+            "/apis/apps/v1/namespaces/default/deployments",
+        ] {
+            let r = post(a, path, b.clone()).await;
+            assert!(
+                r.status == 400 || r.status == 422 || r.status == 201,
+                "{path} {b}: {} {}",
+                r.status,
+                r.text
+            );
+            assert!(
+                r.status != 201 || b["metadata"]["name"] == "x",
+                "{path} {b}: {}",
+                r.text
+            );
+            if r.status != 201 {
+                assert_eq!(r.json["kind"], "Status", "{}", r.text);
+            } else {
+                delete(a, &format!("{path}/x")).await;
+            }
+        }
+    }
+    post(a, SVC, service("web", "LoadBalancer")).await;
+    let weird_patches = [
+        (
+            "application/merge-patch+json",
+            json!({"metadata": {"labels": {"a": {"b": 1}}}}),
+        ),
+        ("application/merge-patch+json", json!({"metadata": null})),
+        (
+            "application/merge-patch+json",
+            json!({"spec": {"ports": null}}),
+        ),
+        ("application/merge-patch+json", json!([1])),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"ports": [{"name": "no-key"}]}}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"spec": {"$patch": "explode"}}),
+        ),
+        (
+            "application/strategic-merge-patch+json",
+            json!({"$patch": "delete"}),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "remove", "path": "/metadata"}]),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "replace", "path": "/metadata/name", "value": "other"}]),
+        ),
+        (
+            "application/json-patch+json",
+            json!([{"op": "add", "path": "/status", "value": "x"}]),
+        ),
+        ("application/apply-patch+yaml", json!({})),
+    ];
+    for (ct, p) in &weird_patches {
+        for path in [format!("{SVC}/web"), format!("{SVC}/web/status")] {
+            let r = patch(a, &path, ct, p.clone()).await;
+            assert!(r.status < 500, "{path} {ct} {p}: {} {}", r.status, r.text);
+        }
+    }
+    let r = call_raw(
+        a,
+        "PATCH",
+        &format!("{SVC}/web"),
+        "application/merge-patch+json",
+        b"{",
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    // Still serving, and the Service is whole.
+    let s = get(a, &format!("{SVC}/web")).await;
+    assert_eq!(s.status, 200);
+    let accept = [("accept", "application/json;as=Table;v=v1;g=meta.k8s.io")];
+    assert_eq!(call(a, "GET", SVC, None, &accept).await.status, 200);
+    assert_eq!(
+        call(a, "GET", "/api/v1/nodes", None, &accept).await.status,
+        200
+    );
 }

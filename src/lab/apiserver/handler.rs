@@ -276,6 +276,7 @@ async fn route(
     let method = req.method().clone();
     let content_type = header(&req, "content-type");
     let verb = match (&method, target.name.is_some()) {
+        (&Method::GET, true) if truthy(&query, "watch") && target.subresource.is_none() => "watch",
         (&Method::GET, true) => "get",
         (&Method::GET, false) if truthy(&query, "watch") => "watch",
         (&Method::GET, false) => "list",
@@ -288,6 +289,21 @@ async fn route(
     };
     rec.verb = verb.to_string();
     if verb == "watch" {
+        if let Some(name) = &target.name {
+            // A watch on an item path watches the collection for that name.
+            let mut query = query.clone();
+            let pinned = format!("metadata.name={name}");
+            let sel = match query.get("fieldSelector").filter(|s| !s.is_empty()) {
+                Some(s) => format!("{s},{pinned}"),
+                None => pinned,
+            };
+            query.insert("fieldSelector".into(), sel);
+            let collection = Target {
+                name: None,
+                ..target.clone()
+            };
+            return watch::start(shared.clone(), &collection, &query, render);
+        }
         return watch::start(shared.clone(), &target, &query, render);
     }
     let body = match verb {
@@ -337,6 +353,7 @@ fn classify(req: &Request<Incoming>, rec: &mut RequestRecord) {
             .is_some_and(|w| w == "1" || w == "true")
     });
     rec.verb = match (req.method().as_str(), target.name.is_some()) {
+        ("GET", true) if watch && target.subresource.is_none() => "watch",
         ("GET", true) => "get",
         ("GET", false) if watch => "watch",
         ("GET", false) => "list",
@@ -427,6 +444,9 @@ pub fn render_one(def: &ResourceDef, stored: &Value, render: Render) -> Value {
 
 fn body_object(body: &[u8], content_type: &str) -> ApiResult<Value> {
     let base = content_type.split(';').next().unwrap_or("").trim();
+    if base == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(body);
+    }
     if !(base.is_empty() || base == "application/json" || base == "*/*") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
@@ -644,10 +664,7 @@ impl Ctx<'_> {
                 )));
             }
         }
-        if !obj.get("metadata").is_none_or(Value::is_object) {
-            return Err(ApiError::bad_request("metadata must be an object"));
-        }
-        Ok(())
+        validate_meta(obj)
     }
 
     fn create(&self, body: &[u8], dry_run: bool) -> ApiResult<Response<ResponseBody>> {
@@ -761,6 +778,7 @@ impl Ctx<'_> {
             if !patched.is_object() {
                 return Err(ApiError::bad_request("the patch must leave a JSON object"));
             }
+            validate_meta(&patched)?;
             let want_rv = meta_str(&patched, "resourceVersion");
             if !want_rv.is_empty() && want_rv != meta_str(&old, "resourceVersion") {
                 return Err(ApiError::conflict(def.group, def.plural, &name));
@@ -874,6 +892,45 @@ impl Ctx<'_> {
             }),
         ))
     }
+}
+
+/// The metadata fields the simulator reads must have their types (the real server's decoder
+/// refuses anything else with 400).
+fn validate_meta(obj: &Value) -> ApiResult<()> {
+    let Some(meta) = obj.get("metadata") else {
+        return Ok(());
+    };
+    let Some(meta) = meta.as_object() else {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    };
+    for key in [
+        "name",
+        "generateName",
+        "namespace",
+        "resourceVersion",
+        "uid",
+    ] {
+        if meta
+            .get(key)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return Err(ApiError::bad_request(format!(
+                "metadata.{key} must be a string"
+            )));
+        }
+    }
+    for key in ["labels", "annotations"] {
+        match meta.get(key) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(m)) if m.values().all(Value::is_string) => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "metadata.{key} must be a map of strings to strings"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_name(def: &ResourceDef, name: &str) -> ApiResult<()> {

@@ -39,6 +39,7 @@ mod handler;
 pub mod meta;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod reqlog;
 pub mod resources;
 pub mod selectors;

@@ -219,7 +219,15 @@ pub fn prepare(
                 });
             }
             if ty != "ExternalName" {
-                pm.entry("targetPort").or_insert_with(|| json!(port));
+                let unset = match pm.get("targetPort") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Number(n)) => n.as_i64() == Some(0),
+                    Some(Value::String(s)) => s.is_empty(),
+                    Some(_) => false,
+                };
+                if unset {
+                    pm.insert("targetPort".into(), json!(port));
+                }
             }
             if ports_len > 1
                 && pm
