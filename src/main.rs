@@ -43,7 +43,7 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum LabCommand {
     /// Run the in-memory Kubernetes API simulator (HTTP/HTTPS; kubectl works against it).
-    Apiserver(ferrolb::lab::apiserver::ApiserverArgs),
+    Apiserver(Box<ferrolb::lab::apiserver::ApiserverArgs>),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(config),
         Command::Run { config } => run(config),
         #[cfg(feature = "lab")]
-        Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(args),
+        Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::{ApiServer, ApiServerConfig};
+use super::{ApiServer, ApiServerConfig, ServiceRanges};
 
 /// Arguments of `ferrolb lab apiserver`.
 #[derive(Debug, Clone, Args)]
@@ -48,6 +48,39 @@ pub struct ApiserverArgs {
     /// More DNS names for the serving certificate (repeatable).
     #[arg(long = "san", value_name = "NAME")]
     pub extra_sans: Vec<String>,
+    /// Service cluster IP ranges, IPv4 and/or IPv6, comma-separated (as kube-apiserver's flag).
+    #[arg(
+        long,
+        value_name = "CIDRS",
+        default_value = "10.96.0.0/16,fd00:10:96::/112"
+    )]
+    pub service_cluster_ip_range: String,
+    /// The node port range, inclusive (as kube-apiserver's flag).
+    #[arg(long, value_name = "LOW-HIGH", default_value = "30000-32767")]
+    pub service_node_port_range: String,
+}
+
+/// Parses `--service-cluster-ip-range` and `--service-node-port-range`.
+pub fn parse_ranges(cidrs: &str, ports: &str) -> Result<ServiceRanges, String> {
+    let mut ranges = ServiceRanges::default();
+    for cidr in cidrs.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        match cidr.parse::<ipnet::IpNet>() {
+            Ok(ipnet::IpNet::V4(n)) if n.prefix_len() <= 30 => ranges.v4 = n.trunc(),
+            Ok(ipnet::IpNet::V6(n)) if n.prefix_len() <= 126 => ranges.v6 = n.trunc(),
+            _ => {
+                return Err(format!(
+                    "--service-cluster-ip-range: {cidr:?} is not a CIDR of 4 addresses or more"
+                ))
+            }
+        }
+    }
+    let (lo, hi) = ports
+        .split_once('-')
+        .and_then(|(l, h)| Some((l.trim().parse::<u16>().ok()?, h.trim().parse::<u16>().ok()?)))
+        .filter(|(l, h)| l <= h && *l > 0)
+        .ok_or_else(|| format!("--service-node-port-range: {ports:?} is not LOW-HIGH"))?;
+    ranges.node_ports = (lo, hi);
+    Ok(ranges)
 }
 
 /// Runs the simulator in the foreground; exit code 0 after SIGINT/SIGTERM.
@@ -66,6 +99,16 @@ pub fn run_cli(args: ApiserverArgs) -> ExitCode {
         },
         (None, None) => None,
     };
+    let service_ranges = match parse_ranges(
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ferrolb: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut https = args.https_listen.clone();
     if https.is_empty() && args.listen.is_empty() {
         https.push(SocketAddr::from(([127, 0, 0, 1], 6443)));
@@ -78,7 +121,7 @@ pub fn run_cli(args: ApiserverArgs) -> ExitCode {
         bookmark_interval: args.bookmark_interval,
         history: args.history,
         extra_sans: args.extra_sans.clone(),
-        ..ApiServerConfig::default()
+        service_ranges,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -135,5 +178,22 @@ async fn wait_for_signal() {
         Err(_) => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse() {
+        let r = parse_ranges("10.0.0.0/24,fd00::/120", "31000-31010").unwrap();
+        assert_eq!(r.v4.to_string(), "10.0.0.0/24");
+        assert_eq!(r.v6.to_string(), "fd00::/120");
+        assert_eq!(r.node_ports, (31000, 31010));
+        assert!(parse_ranges("10.0.0.0/31", "1-2").is_err());
+        assert!(parse_ranges("nope", "1-2").is_err());
+        assert!(parse_ranges("10.0.0.0/8", "5-1").is_err());
+        assert!(parse_ranges("", "30000-32767").is_ok());
     }
 }

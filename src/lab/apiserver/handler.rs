@@ -1040,7 +1040,7 @@ fn prepare_create(
     }
     match def.storage {
         "services" => {
-            let mut used = Used::from_services(txn.iter("services", None).map(|v| v.as_ref()));
+            let mut used = Used::new(txn.service_index());
             services::prepare(obj, None, &mut used, &shared.config.service_ranges)?;
         }
         "namespaces" => obj["status"] = json!({"phase": "Active"}),
@@ -1145,12 +1145,7 @@ fn prepare_update(
     }
     if !status_only {
         if def.storage == "services" {
-            let me = (meta_str(old, "namespace"), name.as_str());
-            let mut used = Used::from_services(
-                txn.iter("services", None)
-                    .filter(|s| (meta_str(s, "namespace"), meta_str(s, "name")) != me)
-                    .map(|v| v.as_ref()),
-            );
+            let mut used = Used::new(txn.service_index());
             services::prepare(
                 &mut obj,
                 Some(old),

@@ -5,7 +5,7 @@
 //! Local`) from 30000–32767 for NodePort and LoadBalancer Services; allocated values kept on
 //! update; type-dependent fields dropped when the type changes to ClusterIP.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -36,40 +36,116 @@ impl Default for ServiceRanges {
     }
 }
 
-/// Addresses and ports other Services hold.
+/// Every cluster IP and node port the stored Services hold (kept by the store as Services are
+/// written, so allocation does not scan every Service).
+#[derive(Debug, Default, Clone)]
+pub struct ServiceIndex {
+    ips: HashMap<IpAddr, u32>,
+    ports: HashMap<u16, u32>,
+}
+
+fn allocations(svc: &Value) -> (Vec<IpAddr>, Vec<u16>) {
+    let spec = &svc["spec"];
+    let mut ips: Vec<IpAddr> = spec["clusterIPs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.as_str()?.parse().ok())
+        .collect();
+    if let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    let mut ports: Vec<u16> = spec["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| u16::try_from(p["nodePort"].as_u64()?).ok())
+        .collect();
+    if let Some(n) = spec["healthCheckNodePort"]
+        .as_u64()
+        .and_then(|n| u16::try_from(n).ok())
+    {
+        ports.push(n);
+    }
+    (ips, ports)
+}
+
+// === impl ServiceIndex ===
+
+impl ServiceIndex {
+    /// Counts what a stored Service holds.
+    pub fn add(&mut self, svc: &Value) {
+        let (ips, ports) = allocations(svc);
+        for ip in ips {
+            *self.ips.entry(ip).or_default() += 1;
+        }
+        for p in ports {
+            *self.ports.entry(p).or_default() += 1;
+        }
+    }
+
+    /// Forgets what a Service held.
+    pub fn remove(&mut self, svc: &Value) {
+        let (ips, ports) = allocations(svc);
+        for ip in ips {
+            if let Some(n) = self.ips.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ips.remove(&ip);
+                }
+            }
+        }
+        for p in ports {
+            if let Some(n) = self.ports.get_mut(&p) {
+                *n -= 1;
+                if *n == 0 {
+                    self.ports.remove(&p);
+                }
+            }
+        }
+    }
+}
+
+/// What is taken while one Service is written: what the stored Services hold (the one being
+/// updated included: its own values are recognised through the old object) plus what this
+/// write allocated so far.
 #[derive(Debug, Default)]
-pub struct Used {
+pub struct Used<'a> {
+    base: Option<&'a ServiceIndex>,
     ips: HashSet<IpAddr>,
     ports: HashSet<u16>,
 }
 
 // === impl Used ===
 
-impl Used {
-    /// Collects what `services` (all but the one being written) hold.
-    pub fn from_services<'a>(services: impl Iterator<Item = &'a Value>) -> Self {
+impl<'a> Used<'a> {
+    /// Over the store's index.
+    pub fn new(base: &'a ServiceIndex) -> Self {
+        Used {
+            base: Some(base),
+            ..Used::default()
+        }
+    }
+
+    /// Collects what `services` hold (tests; the store keeps an index instead).
+    pub fn from_services<'b>(services: impl Iterator<Item = &'b Value>) -> Used<'static> {
         let mut used = Used::default();
         for svc in services {
-            let spec = &svc["spec"];
-            if let Some(ips) = spec["clusterIPs"].as_array() {
-                used.ips.extend(
-                    ips.iter()
-                        .filter_map(|ip| ip.as_str()?.parse::<IpAddr>().ok()),
-                );
-            }
-            if let Some(ip) = spec["clusterIP"].as_str().and_then(|s| s.parse().ok()) {
-                used.ips.insert(ip);
-            }
-            for p in spec["ports"].as_array().into_iter().flatten() {
-                if let Some(n) = p["nodePort"].as_u64() {
-                    used.ports.insert(n as u16);
-                }
-            }
-            if let Some(n) = spec["healthCheckNodePort"].as_u64() {
-                used.ports.insert(n as u16);
-            }
+            let (ips, ports) = allocations(svc);
+            used.ips.extend(ips);
+            used.ports.extend(ports);
         }
         used
+    }
+
+    fn has_ip(&self, ip: &IpAddr) -> bool {
+        self.ips.contains(ip) || self.base.is_some_and(|b| b.ips.contains_key(ip))
+    }
+
+    fn has_port(&self, p: u16) -> bool {
+        self.ports.contains(&p) || self.base.is_some_and(|b| b.ports.contains_key(&p))
     }
 }
 
@@ -453,7 +529,7 @@ pub fn prepare(
                             ctx.invalid(format!("spec.clusterIPs[{i}]"), format!("Invalid value: \"{s}\": expected an {fam} value as indicated by `ipFamilies[{i}]`"));
                         } else if !in_range && !own {
                             ctx.invalid(format!("spec.clusterIPs[{i}]"), format!("Invalid value: \"{s}\": failed to allocate IP {s}: the provided IP ({s}) is not in the valid range. The range of valid IPs is {}", if fam == "IPv4" { ranges.v4.to_string() } else { ranges.v6.to_string() }));
-                        } else if !own && used.ips.contains(&ip) {
+                        } else if !own && used.has_ip(&ip) {
                             ctx.invalid(format!("spec.clusterIPs[{i}]"), format!("Invalid value: \"{s}\": failed to allocate IP {s}: provided IP is already allocated"));
                         } else {
                             used.ips.insert(ip);
@@ -510,7 +586,7 @@ pub fn prepare(
                             ctx.invalid(format!("spec.ports[{i}].nodePort"), format!("Invalid value: {np}: provided port is not in the valid range. The range of valid ports is {}-{}", ranges.node_ports.0, ranges.node_ports.1));
                         } else if !old_ports.contains(&np)
                             && !mine.contains(&(np as u16))
-                            && used.ports.contains(&(np as u16))
+                            && used.has_port(np as u16)
                         {
                             ctx.invalid(
                                 format!("spec.ports[{i}].nodePort"),
@@ -595,13 +671,13 @@ fn allocate_ip(v6: bool, used: &Used, ranges: &ServiceRanges) -> Option<IpAddr> 
     };
     for _ in 0..32 {
         let ip = to_ip(first + u128::from(random_u64()) % count);
-        if !used.ips.contains(&ip) {
+        if !used.has_ip(&ip) {
             return Some(ip);
         }
     }
     (first..first + count.min(1 << 20))
         .map(to_ip)
-        .find(|ip| !used.ips.contains(ip))
+        .find(|ip| !used.has_ip(ip))
 }
 
 fn allocate_port(used: &Used, ranges: &ServiceRanges) -> Option<u16> {
@@ -609,11 +685,11 @@ fn allocate_port(used: &Used, ranges: &ServiceRanges) -> Option<u16> {
     let span = u64::from(hi.checked_sub(lo)?) + 1;
     for _ in 0..32 {
         let p = lo + (random_u64() % span) as u16;
-        if !used.ports.contains(&p) {
+        if !used.has_port(p) {
             return Some(p);
         }
     }
-    (lo..=hi).find(|p| !used.ports.contains(p))
+    (lo..=hi).find(|p| !used.has_port(*p))
 }
 
 #[cfg(test)]

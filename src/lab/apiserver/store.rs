@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+use super::services::ServiceIndex;
 use super::status::{ApiError, ApiResult};
 
 /// The kind of a change.
@@ -66,6 +67,32 @@ struct Inner {
     history_limit: usize,
     /// Every change with a resourceVersion above `floor` is still in `history`.
     floor: u64,
+    /// The cluster IPs and node ports of the stored Services.
+    services: ServiceIndex,
+}
+
+/// The storage whose objects are indexed for allocation.
+const INDEXED: &str = "services";
+
+impl Inner {
+    fn set(&mut self, key: Key, value: Option<Arc<Value>>) -> Option<Arc<Value>> {
+        let indexed = key.0 == INDEXED;
+        let prev = match value {
+            Some(v) => {
+                if indexed {
+                    self.services.add(&v);
+                }
+                self.objects.insert(key, v)
+            }
+            None => self.objects.remove(&key),
+        };
+        if indexed {
+            if let Some(p) = &prev {
+                self.services.remove(p);
+            }
+        }
+        prev
+    }
 }
 
 /// The store. Cheap to share behind an `Arc`.
@@ -115,6 +142,7 @@ impl Store {
                 history: VecDeque::new(),
                 history_limit: history_limit.max(1),
                 floor: 1,
+                services: ServiceIndex::default(),
             }),
             tx,
         }
@@ -176,10 +204,7 @@ impl Store {
                 let undo = std::mem::take(&mut txn.undo);
                 drop(txn);
                 for (key, old) in undo.into_iter().rev() {
-                    match old {
-                        Some(v) => inner.objects.insert(key, v),
-                        None => inner.objects.remove(&key),
-                    };
+                    inner.set(key, old);
                 }
                 inner.rv = start_rv;
                 result
@@ -335,6 +360,11 @@ impl Txn<'_> {
         range(&self.inner.objects, storage, namespace)
     }
 
+    /// The cluster IPs and node ports the stored Services hold.
+    pub fn service_index(&self) -> &ServiceIndex {
+        &self.inner.services
+    }
+
     /// The resourceVersion before this transaction.
     pub fn start_rv(&self) -> u64 {
         self.start_rv
@@ -360,7 +390,7 @@ impl Txn<'_> {
         let rv = self.inner.rv;
         let stored = Arc::new(with_rv(obj, rv));
         self.undo.push((key.clone(), prev.clone()));
-        self.inner.objects.insert(key, stored.clone());
+        self.inner.set(key, Some(stored.clone()));
         self.events.push(Arc::new(StoreEvent {
             rv,
             kind: if prev.is_some() {
@@ -385,7 +415,7 @@ impl Txn<'_> {
         name: &str,
     ) -> Option<Arc<Value>> {
         let key: Key = (storage, namespace.to_string(), name.to_string());
-        let prev = self.inner.objects.remove(&key)?;
+        let prev = self.inner.set(key.clone(), None)?;
         self.inner.rv += 1;
         let rv = self.inner.rv;
         let last = Arc::new(with_rv((*prev).clone(), rv));
@@ -446,6 +476,41 @@ mod tests {
         assert_eq!(s.resource_version(), 2);
         assert_eq!(s.get("configmaps", "default", "a").unwrap()["data"]["v"], 1);
         assert!(s.get("configmaps", "default", "b").is_none());
+    }
+
+    #[test]
+    fn the_service_index_follows_writes_and_rollbacks() {
+        use crate::lab::apiserver::services::Used;
+        let svc = |ip: &str, port: u16| {
+            json!({"metadata": {"name": "s", "namespace": "default"},
+            "spec": {"clusterIP": ip, "ports": [{"port": 80, "nodePort": port}]}})
+        };
+        let s = Store::new(100);
+        s.transact(|t| Ok(t.put("services", "default", "s", svc("10.96.0.5", 30001))))
+            .unwrap();
+        let r: ApiResult<()> = s.transact(|t| {
+            t.put("services", "default", "s", svc("10.96.0.6", 30002));
+            t.delete("services", "default", "s");
+            Err(ApiError::internal("no"))
+        });
+        assert!(r.is_err());
+        s.transact(|t| {
+            let idx = t.service_index();
+            let used = Used::new(idx);
+            assert!(
+                format!("{used:?}").contains("10.96.0.5") && format!("{used:?}").contains("30001")
+            );
+            assert!(!format!("{used:?}").contains("30002"));
+            Ok(())
+        })
+        .unwrap();
+        s.transact(|t| Ok(t.delete("services", "default", "s")))
+            .unwrap();
+        s.transact(|t| {
+            assert!(!format!("{:?}", t.service_index()).contains("30001"));
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]
