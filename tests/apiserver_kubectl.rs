@@ -804,3 +804,121 @@ fn typed_create_commands() {
     let out = lab.run_with(&lab.https, &["-n", "team-a", "get", "cm", "c1"]);
     assert!(!out.ok);
 }
+
+#[test]
+fn cli_runs_in_another_process() {
+    if !Path::new(KUBECTL).exists() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    /// Kills the simulator if the test fails half-way.
+    struct Reap(Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        .args([
+            "lab",
+            "apiserver",
+            "--listen",
+            "127.0.0.1:0",
+            "--https-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--token",
+            TOKEN,
+            "--bookmark-interval",
+            "200ms",
+            "--write-kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut child = Reap(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut urls = Vec::new();
+    while urls.len() < 2 {
+        let line = lines
+            .next()
+            .expect("the simulator prints its URLs")
+            .unwrap();
+        urls.push(line.rsplit(' ').next().unwrap().to_string());
+    }
+    assert!(
+        urls[0].starts_with("http://127.0.0.1:") && urls[1].starts_with("https://127.0.0.1:"),
+        "{urls:?}"
+    );
+    let kubectl = |args: &[&str]| {
+        Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .args(args)
+            .env("HOME", dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = kubectl(&["get", "namespaces"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("kube-system"),
+        "{text}"
+    );
+    // Faults over HTTP, from this other process.
+    let host = urls[0].trim_start_matches("http://").to_string();
+    let http = |method: &str, path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&host).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp
+    };
+    assert!(
+        http("POST", "/_sim/faults/fail?count=1&code=429&retryAfter=3").starts_with("HTTP/1.1 200")
+    );
+    let failed = http("GET", "/api/v1/namespaces");
+    assert!(
+        failed.starts_with("HTTP/1.1 429")
+            && failed.to_ascii_lowercase().contains("retry-after: 3"),
+        "{failed}"
+    );
+    assert!(http("GET", "/api/v1/namespaces").starts_with("HTTP/1.1 200"));
+    let log = http("GET", "/_sim/requests");
+    assert!(
+        log.contains("\"verb\":\"list\"") && log.contains("\"resource\":\"namespaces\""),
+        "{log}"
+    );
+    // SIGTERM stops it cleanly.
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = child.0.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the simulator did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(code.success(), "{code:?}");
+}
