@@ -1199,3 +1199,76 @@ async fn malformed_requests_get_400s_and_break_nothing() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rustls_clients_verify_the_certificate() {
+    use std::sync::Arc;
+
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+
+    let sim = ApiServer::start(ApiServerConfig {
+        https: vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()],
+        token: Some("s3cret".into()),
+        ..ApiServerConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(sim.ca_pem().as_bytes()).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let get = |addr: SocketAddr, name: ServerName<'static>, token: &'static str| {
+        let connector = connector.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .expect("the certificate verifies");
+            let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let req = hyper::Request::get("/api/v1/namespaces")
+                .header("host", "x")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(bytes::Bytes::new()))
+                .unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            status
+        }
+    };
+    for addr in sim.https_addrs().to_vec() {
+        assert_eq!(
+            get(addr, ServerName::IpAddress(addr.ip().into()), "s3cret").await,
+            200
+        );
+        assert_eq!(
+            get(addr, ServerName::try_from("localhost").unwrap(), "s3cret").await,
+            200
+        );
+        assert_eq!(
+            get(addr, ServerName::IpAddress(addr.ip().into()), "wrong").await,
+            401
+        );
+    }
+    assert!(sim.https_url().unwrap().starts_with("https://127.0.0.1:"));
+    let kc = sim.kubeconfig(true).unwrap();
+    assert!(
+        kc.contains("certificate-authority-data:") && kc.contains("token: \"s3cret\""),
+        "{kc}"
+    );
+}
