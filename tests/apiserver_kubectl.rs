@@ -260,6 +260,24 @@ fn apply_get_patch_status_and_delete() {
     ] {
         assert!(out.contains(line), "{out}");
     }
+    // A typo is refused (kubectl validates with fieldValidation=Strict) ...
+    let typo = lab.file(
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: typo\ndta:\n  k: v\n",
+    );
+    let out = lab.run_with(&lab.https, &["apply", "-f", &typo]);
+    assert!(
+        !out.ok && out.stderr.contains("unknown field \"dta\""),
+        "{}",
+        out.stderr
+    );
+    // ... unless validation is turned down to a warning.
+    let out = lab.run_with(&lab.https, &["apply", "--validate=warn", "-f", &typo]);
+    assert!(
+        out.ok && out.stderr.contains("unknown field \"dta\""),
+        "{}",
+        out.stderr
+    );
     // Applying again changes nothing.
     let again = lab.ok(&["apply", "-f", &manifest]);
     assert_eq!(again.matches("unchanged").count(), 6, "{again}");

@@ -1272,3 +1272,55 @@ async fn rustls_clients_verify_the_certificate() {
         "{kc}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_fields_follow_field_validation() {
+    let (_sim, a) = sim().await;
+    let typo = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "lables": {"a": "b"}}, "dta": {"k": "v"}});
+    // Default (Warn): dropped, with a warning.
+    let r = post(a, CM, typo("warn")).await;
+    assert_eq!(r.status, 201);
+    let warnings: Vec<&str> = r
+        .headers
+        .get_all("warning")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"299 - "unknown field \"dta\"""#,
+            r#"299 - "unknown field \"metadata.lables\"""#
+        ]
+    );
+    assert!(r.json.get("dta").is_none() && r.json["metadata"].get("lables").is_none());
+    // Ignore: dropped silently.
+    let r = post(a, &format!("{CM}?fieldValidation=Ignore"), typo("ignore")).await;
+    assert_eq!(r.status, 201);
+    assert!(r.headers.get("warning").is_none());
+    // Strict: refused.
+    let r = post(a, &format!("{CM}?fieldValidation=Strict"), typo("strict")).await;
+    assert_eq!(
+        (r.status, r.json["reason"].as_str()),
+        (400, Some("BadRequest"))
+    );
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("strict decoding error: unknown field \"dta\""),
+        "{}",
+        r.text
+    );
+    assert_eq!(get(a, &format!("{CM}/strict")).await.status, 404);
+    let r = patch(
+        a,
+        &format!("{CM}/warn?fieldValidation=Strict"),
+        "application/merge-patch+json",
+        json!({"spec": {"x": 1}}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    let r = post(a, &format!("{CM}?fieldValidation=Bogus"), typo("bogus")).await;
+    assert_eq!(r.status, 400);
+}

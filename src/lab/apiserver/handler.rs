@@ -672,8 +672,9 @@ impl Ctx<'_> {
         if def.namespaced && self.target.namespace.is_none() {
             return Err(ApiError::method_not_allowed("POST"));
         }
-        let view = body_object(body, self.content_type)?;
+        let mut view = body_object(body, self.content_type)?;
         self.check_type(&view)?;
+        let warnings = check_fields(def, &mut view, self.query)?;
         let mut obj = def.from_view(view);
         if !obj.get("metadata").is_some_and(Value::is_object) {
             obj["metadata"] = json!({});
@@ -713,13 +714,17 @@ impl Ctx<'_> {
             prepare_create(def, &mut obj, &name, &ns, txn, shared)?;
             Ok(txn.put(def.storage, &ns, &name, obj))
         })?;
-        Ok(json_response(201, &render_one(def, &stored, self.render)))
+        Ok(with_warnings(
+            json_response(201, &render_one(def, &stored, self.render)),
+            &warnings,
+        ))
     }
 
     fn update(&self, body: &[u8], dry_run: bool) -> ApiResult<Response<ResponseBody>> {
         let def = self.def();
-        let view = body_object(body, self.content_type)?;
+        let mut view = body_object(body, self.content_type)?;
         self.check_type(&view)?;
+        let warnings = check_fields(def, &mut view, self.query)?;
         let new = def.from_view(view);
         let body_name = meta_str(&new, "name");
         if body_name != self.name() {
@@ -756,7 +761,10 @@ impl Ctx<'_> {
             let obj = prepare_update(def, &old, new, status_only, txn, shared)?;
             Ok((200, txn.put(def.storage, &ns, &name, obj)))
         })?;
-        Ok(json_response(code, &render_one(def, &stored, self.render)))
+        Ok(with_warnings(
+            json_response(code, &render_one(def, &stored, self.render)),
+            &warnings,
+        ))
     }
 
     fn patch(
@@ -767,6 +775,7 @@ impl Ctx<'_> {
     ) -> ApiResult<Response<ResponseBody>> {
         let def = self.def();
         let patch_type = PatchType::from_content_type(content_type)?;
+        let mut warnings = Vec::new();
         let status_only = self.target.subresource.is_some();
         let (ns, name, shared) = (self.ns().to_string(), self.name().to_string(), self.shared);
         let stored = shared.store.transact_opt(!dry_run, |txn| {
@@ -774,7 +783,8 @@ impl Ctx<'_> {
                 .get(def.storage, &ns, &name)
                 .ok_or_else(|| ApiError::not_found(def.group, def.plural, &name))?;
             let view = def.to_view(&old);
-            let patched = patch::apply(&view, patch_type, body, def.kind)?;
+            let mut patched = patch::apply(&view, patch_type, body, def.kind)?;
+            warnings = check_fields(def, &mut patched, self.query)?;
             if !patched.is_object() {
                 return Err(ApiError::bad_request("the patch must leave a JSON object"));
             }
@@ -793,7 +803,10 @@ impl Ctx<'_> {
             let obj = prepare_update(def, &old, new, status_only, txn, shared)?;
             Ok(txn.put(def.storage, &ns, &name, obj))
         })?;
-        Ok(json_response(200, &render_one(def, &stored, self.render)))
+        Ok(with_warnings(
+            json_response(200, &render_one(def, &stored, self.render)),
+            &warnings,
+        ))
     }
 
     fn delete(&self, body: &[u8], dry_run: bool) -> ApiResult<Response<ResponseBody>> {
@@ -892,6 +905,110 @@ impl Ctx<'_> {
             }),
         ))
     }
+}
+
+const META_FIELDS: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+/// How unknown fields are handled (`fieldValidation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldValidation {
+    Ignore,
+    Warn,
+    Strict,
+}
+
+fn field_validation(q: &Query) -> ApiResult<FieldValidation> {
+    match q.get("fieldValidation").map(String::as_str) {
+        None | Some("") | Some("Warn") => Ok(FieldValidation::Warn),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation: invalid value {other:?}: must be one of Ignore, Warn or Strict"
+        ))),
+    }
+}
+
+/// Drops the top-level and metadata fields the kind does not have (the real server cannot
+/// store them either); returns their paths. Deeper unknown fields are not detected.
+fn prune_unknown(def: &ResourceDef, view: &mut Value) -> Vec<String> {
+    let mut unknown = Vec::new();
+    let allowed = def.top_level_fields();
+    if let Some(m) = view.as_object_mut() {
+        m.retain(|k, _| {
+            let known = matches!(k.as_str(), "apiVersion" | "kind" | "metadata")
+                || allowed.contains(&k.as_str());
+            if !known {
+                unknown.push(k.clone());
+            }
+            known
+        });
+    }
+    if let Some(m) = view.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.retain(|k, _| {
+            let known = META_FIELDS.contains(&k.as_str());
+            if !known {
+                unknown.push(format!("metadata.{k}"));
+            }
+            known
+        });
+    }
+    unknown
+}
+
+/// Applies `fieldValidation`: unknown fields refused (Strict), or dropped with warnings.
+fn check_fields(def: &ResourceDef, view: &mut Value, q: &Query) -> ApiResult<Vec<String>> {
+    let mode = field_validation(q)?;
+    let unknown = prune_unknown(def, view);
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    match mode {
+        FieldValidation::Strict => {
+            let list: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field \"{f}\""))
+                .collect();
+            Err(ApiError::bad_request(format!(
+                "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                def.kind,
+                def.api_version(),
+                def.kind,
+                list.join(", ")
+            )))
+        }
+        FieldValidation::Warn => Ok(unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect()),
+        FieldValidation::Ignore => Ok(Vec::new()),
+    }
+}
+
+/// Adds `Warning: 299 - "…"` headers.
+fn with_warnings(mut resp: Response<ResponseBody>, warnings: &[String]) -> Response<ResponseBody> {
+    for w in warnings {
+        let text = format!("299 - {}", serde_json::Value::String(w.clone()));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 /// The metadata fields the simulator reads must have their types (the real server's decoder

@@ -347,6 +347,59 @@ impl ResourceDef {
         label.to_string()
     }
 
+    /// The top-level fields of this kind besides `apiVersion`, `kind` and `metadata` (others
+    /// are unknown fields: dropped, warned about, or refused under `fieldValidation=Strict`).
+    pub fn top_level_fields(&self) -> &'static [&'static str] {
+        match (self.group, self.kind) {
+            ("", "ConfigMap") => &["data", "binaryData", "immutable"],
+            ("", "Secret") => &["data", "stringData", "type", "immutable"],
+            ("", "ServiceAccount") => &[
+                "secrets",
+                "imagePullSecrets",
+                "automountServiceAccountToken",
+            ],
+            ("", "Endpoints") => &["subsets"],
+            ("", "Event") => &[
+                "involvedObject",
+                "reason",
+                "message",
+                "source",
+                "firstTimestamp",
+                "lastTimestamp",
+                "count",
+                "type",
+                "eventTime",
+                "series",
+                "action",
+                "related",
+                "reportingComponent",
+                "reportingInstance",
+            ],
+            ("events.k8s.io", "Event") => &[
+                "eventTime",
+                "series",
+                "reportingController",
+                "reportingInstance",
+                "action",
+                "reason",
+                "regarding",
+                "related",
+                "note",
+                "type",
+                "deprecatedSource",
+                "deprecatedFirstTimestamp",
+                "deprecatedLastTimestamp",
+                "deprecatedCount",
+            ],
+            ("discovery.k8s.io", _) => &["addressType", "endpoints", "ports"],
+            ("coordination.k8s.io", _) => &["spec"],
+            ("rbac.authorization.k8s.io", "Role") => &["rules"],
+            ("rbac.authorization.k8s.io", "ClusterRole") => &["rules", "aggregationRule"],
+            ("rbac.authorization.k8s.io", _) => &["subjects", "roleRef"],
+            _ => &["spec", "status"],
+        }
+    }
+
     /// Whether a field selector label is supported (others get 400 like the real server).
     pub fn supports_field(&self, stored_label: &str) -> bool {
         if matches!(stored_label, "metadata.name" | "metadata.namespace") {
