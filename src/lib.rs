@@ -10,3 +10,5 @@ pub mod daemon;
 pub mod host;
 pub mod ipam;
 pub mod kube;
+#[cfg(feature = "lab")]
+pub mod lab;

@@ -32,6 +32,18 @@ enum Command {
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// The lab: what tests and demos run ferrolb against.
+    #[cfg(feature = "lab")]
+    #[command(subcommand)]
+    Lab(LabCommand),
+}
+
+/// `ferrolb lab …`.
+#[cfg(feature = "lab")]
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Run the in-memory Kubernetes API simulator (HTTP/HTTPS; kubectl works against it).
+    Apiserver(Box<ferrolb::lab::apiserver::ApiserverArgs>),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +51,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(config),
         Command::Run { config } => run(config),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
     }
 }
 

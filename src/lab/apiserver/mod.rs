@@ -1,0 +1,234 @@
+//! An in-memory Kubernetes API server for tests and `ferrolb lab`, over HTTP and HTTPS, that
+//! real `kubectl` works against.
+//!
+//! It serves discovery, OpenAPI (as much as `kubectl apply` needs), and these resources with
+//! the real server's semantics (one global `resourceVersion`, list and watch with bookmarks and
+//! 410 Gone, 409 Conflict, `/status` subresources, merge / strategic-merge / JSON patches,
+//! label and field selectors, Service cluster IP and node port allocation, server-side Table
+//! printing): `core/v1` services, nodes, endpoints, events, namespaces, configmaps, secrets,
+//! serviceaccounts; `discovery.k8s.io/v1` endpointslices; `coordination.k8s.io/v1` leases;
+//! `events.k8s.io/v1` events; `rbac.authorization.k8s.io/v1` roles, rolebindings,
+//! clusterroles, clusterrolebindings (stored, not enforced); `apps/v1` deployments (stored, not
+//! run).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use ferrolb::lab::apiserver::{ApiServer, ApiServerConfig};
+//! let sim = ApiServer::start(ApiServerConfig {
+//!     https: vec!["127.0.0.1:0".parse()?],
+//!     token: Some("secret".into()),
+//!     ..ApiServerConfig::default()
+//! })
+//! .await?;
+//! sim.write_kubeconfig("/tmp/kubeconfig".as_ref(), true)?;
+//! sim.faults().fail_next(3, ferrolb::lab::apiserver::Failure::Internal);
+//! sim.shutdown();
+//! # Ok(()) }
+//! ```
+//!
+//! One concept per file: `store` (objects, resourceVersion, history), `watch`, `handler`
+//! (routing and verbs), `discovery`, `openapi`, `tables`, `patch`, `selectors`, `services`
+//! (Service defaulting and allocation), `faults`, `reqlog`, `tls`, `server` (listeners,
+//! restarts), `sim` (the `/_sim/…` endpoints), `cli`.
+
+mod body;
+pub mod cli;
+pub mod discovery;
+pub mod faults;
+mod handler;
+pub mod meta;
+pub mod openapi;
+pub mod patch;
+pub mod protobuf;
+pub mod reqlog;
+pub mod resources;
+pub mod selectors;
+mod server;
+pub mod services;
+mod sim;
+pub mod status;
+pub mod store;
+pub mod tables;
+pub mod tls;
+mod watch;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use cli::{run_cli, ApiserverArgs};
+pub use faults::{Failure, Faults};
+pub use reqlog::{Counters, RequestRecord};
+pub use server::{ApiServerConfig, StartError};
+pub use services::ServiceRanges;
+
+/// A running simulator. Dropping it shuts it down.
+pub struct ApiServer {
+    shared: Arc<server::Shared>,
+    ca_pem: String,
+}
+
+fn url(scheme: &str, addr: &SocketAddr) -> String {
+    let ip = if addr.ip().is_unspecified() {
+        if addr.is_ipv4() {
+            "127.0.0.1".parse().unwrap_or(addr.ip())
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        }
+    } else {
+        addr.ip()
+    };
+    format!("{scheme}://{}", SocketAddr::new(ip, addr.port()))
+}
+
+fn yaml_quote(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+// === impl ApiServer ===
+
+impl ApiServer {
+    /// Starts listening on the configured addresses (port 0 picks a free port; see
+    /// `http_addrs`/`https_addrs` for the real ones). Needs a tokio runtime.
+    pub async fn start(config: ApiServerConfig) -> Result<ApiServer, StartError> {
+        let (shared, ca_pem) = server::start(config).await?;
+        Ok(ApiServer { shared, ca_pem })
+    }
+
+    /// The plain HTTP addresses.
+    pub fn http_addrs(&self) -> &[SocketAddr] {
+        &self.shared.http_addrs
+    }
+
+    /// The HTTPS addresses.
+    pub fn https_addrs(&self) -> &[SocketAddr] {
+        &self.shared.https_addrs
+    }
+
+    /// `http://ip:port` of the first HTTP listener.
+    pub fn http_url(&self) -> Option<String> {
+        self.shared.http_addrs.first().map(|a| url("http", a))
+    }
+
+    /// `https://ip:port` of the first HTTPS listener.
+    pub fn https_url(&self) -> Option<String> {
+        self.shared.https_addrs.first().map(|a| url("https", a))
+    }
+
+    /// The CA certificate (PEM) that signed the serving certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The bearer token, if one is required.
+    pub fn token(&self) -> Option<&str> {
+        self.shared.config.token.as_deref()
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.shared.faults
+    }
+
+    /// Every request so far, oldest first.
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        self.shared.log.records()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        self.shared.log.clear();
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.log.counters()
+    }
+
+    /// The store's current resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.shared.store.resource_version()
+    }
+
+    /// The object store (to seed or inspect objects without HTTP).
+    pub fn store(&self) -> &store::Store {
+        &self.shared.store
+    }
+
+    /// Simulates an API server restart: closes every connection and listener, refuses
+    /// connections for `down`, then listens on the same addresses again. Data and
+    /// resourceVersions are kept.
+    pub async fn restart(&self, down: Duration) -> io::Result<()> {
+        self.shared.restart(down).await
+    }
+
+    /// Stops listening and closes every connection.
+    pub fn shutdown(&self) {
+        self.shared.shutdown();
+    }
+
+    /// A kubeconfig for this server (HTTPS with the CA and token when `https`, else plain HTTP).
+    pub fn kubeconfig(&self, https: bool) -> Option<String> {
+        use base64::Engine;
+        let server = if https {
+            self.https_url()?
+        } else {
+            self.http_url()?
+        };
+        let mut cluster = format!("    server: {}\n", yaml_quote(&server));
+        if https {
+            let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem.as_bytes());
+            cluster.push_str(&format!("    certificate-authority-data: {ca}\n"));
+        }
+        let user = match (https, self.token()) {
+            (true, Some(t)) => format!("  user:\n    token: {}\n", yaml_quote(t)),
+            _ => "  user: {}\n".to_string(),
+        };
+        Some(format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb-lab\n  cluster:\n{cluster}\
+             users:\n- name: ferrolb-lab\n{user}\
+             contexts:\n- name: ferrolb-lab\n  context:\n    cluster: ferrolb-lab\n    user: ferrolb-lab\n    namespace: default\n\
+             current-context: ferrolb-lab\npreferences: {{}}\n"
+        ))
+    }
+
+    /// Writes `kubeconfig(https)` to `path` (mode 0600).
+    pub fn write_kubeconfig(&self, path: &Path, https: bool) -> io::Result<()> {
+        let text = self.kubeconfig(https).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                if https {
+                    "no HTTPS listener"
+                } else {
+                    "no HTTP listener"
+                },
+            )
+        })?;
+        write_private(path, text.as_bytes())
+    }
+
+    /// Writes the CA certificate (PEM) to `path`.
+    pub fn write_ca(&self, path: &Path) -> io::Result<()> {
+        std::fs::write(path, self.ca_pem.as_bytes())
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}

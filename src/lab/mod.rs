@@ -1,0 +1,4 @@
+//! The lab: what tests and `ferrolb lab` run ferrolb against. For now the Kubernetes API
+//! simulator (`apiserver`); the namespace topology joins it later.
+
+pub mod apiserver;
