@@ -1,5 +1,7 @@
 //! Logging setup: `tracing` to stderr, readable text or one JSON object per line.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -45,7 +47,7 @@ pub fn init(level: &str, format: Format) -> Result<(), LoggingError> {
     let result = match (format, under_systemd) {
         (Format::Json, _) => builder.json().flatten_event(true).try_init(),
         (Format::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (Format::Text, false) => builder.try_init(),
+        (Format::Text, false) => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
     result.map_err(|_| LoggingError::AlreadySet)
 }
