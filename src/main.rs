@@ -32,6 +32,23 @@ enum Command {
         #[arg(long, short = 'c', value_name = "PATH")]
         config: Option<PathBuf>,
     },
+    /// Write a kubeconfig for this node's daemon from the API server's URL, the CA certificate
+    /// and a file holding the ServiceAccount token (see packaging/kubernetes/rbac.yaml).
+    Kubeconfig {
+        /// The API server, e.g. https://10.0.0.1:6443.
+        #[arg(long, value_name = "URL")]
+        server: String,
+        /// The file holding the bearer token (read by the daemon at run time, re-read when it
+        /// changes; not copied into the kubeconfig).
+        #[arg(long, value_name = "PATH")]
+        token_file: PathBuf,
+        /// The cluster's CA certificate (PEM), embedded in the kubeconfig.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+        /// Where to write it (mode 0600) [default: standard output].
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
     /// The lab: what tests and demos run ferrolb against.
     #[cfg(feature = "lab")]
     #[command(subcommand)]
@@ -51,9 +68,77 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(config),
         Command::Run { config } => run(config),
+        Command::Kubeconfig {
+            server,
+            token_file,
+            ca_file,
+            output,
+        } => write_kubeconfig(&server, &token_file, ca_file.as_deref(), output.as_deref()),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
     }
+}
+
+fn write_kubeconfig(
+    server: &str,
+    token_file: &std::path::Path,
+    ca_file: Option<&std::path::Path>,
+    output: Option<&std::path::Path>,
+) -> ExitCode {
+    if let Err(e) = url::Url::parse(server) {
+        eprintln!("ferrolb kubeconfig: --server {server:?} is not a URL: {e}");
+        return ExitCode::FAILURE;
+    }
+    let ca = match ca_file.map(std::fs::read).transpose() {
+        Ok(ca) => ca,
+        Err(e) => {
+            eprintln!(
+                "ferrolb kubeconfig: cannot read the CA file {}: {e}",
+                ca_file.map(|p| p.display().to_string()).unwrap_or_default()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let token_file = match std::path::absolute(token_file) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "ferrolb kubeconfig: token file {}: {e}",
+                token_file.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = ferrolb::kube::kubeconfig::render(server, ca.as_deref(), &token_file);
+    match output {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match write_private(path, &text) {
+            Ok(()) => {
+                eprintln!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("ferrolb kubeconfig: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// Writes a credentials file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 fn load_options(path: Option<PathBuf>) -> LoadOptions {

@@ -4,7 +4,6 @@
 //! files). Exec and auth-provider plugins are refused with a clear error: a host daemon must not
 //! depend on a cloud CLI being installed.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -218,9 +217,9 @@ fn resolve(base: &Path, file: &Path) -> PathBuf {
 }
 
 /// A kubeconfig for one cluster and one bearer token, as `ferrolb kubeconfig` writes it.
+/// Strings are written JSON-quoted (valid YAML), so any path or URL survives.
 pub fn render(server: &str, ca_pem: Option<&[u8]>, token_file: &Path) -> String {
-    let mut cluster = BTreeMap::new();
-    cluster.insert("server", server.to_string());
+    let quote = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let ca_line = match ca_pem {
         Some(pem) => format!(
             "    certificate-authority-data: {}\n",
@@ -229,8 +228,9 @@ pub fn render(server: &str, ca_pem: Option<&[u8]>, token_file: &Path) -> String 
         None => String::new(),
     };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb\n  cluster:\n    server: {server}\n{ca_line}users:\n- name: ferrolb\n  user:\n    tokenFile: {}\ncontexts:\n- name: ferrolb\n  context:\n    cluster: ferrolb\n    user: ferrolb\ncurrent-context: ferrolb\n",
-        token_file.display()
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: ferrolb\n  cluster:\n    server: {}\n{ca_line}users:\n- name: ferrolb\n  user:\n    tokenFile: {}\ncontexts:\n- name: ferrolb\n  context:\n    cluster: ferrolb\n    user: ferrolb\ncurrent-context: ferrolb\n",
+        quote(server),
+        quote(&token_file.display().to_string()),
     )
 }
 
