@@ -61,6 +61,9 @@ enum Command {
 enum LabCommand {
     /// Run the in-memory Kubernetes API simulator (HTTP/HTTPS; kubectl works against it).
     Apiserver(Box<ferrolb::lab::apiserver::ApiserverArgs>),
+    /// The story so far, non-interactively: the API simulator, three daemons, Services getting
+    /// addresses, the allocator killed and replaced; a report with the measured figures.
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -76,6 +79,33 @@ fn main() -> ExitCode {
         } => write_kubeconfig(&server, &token_file, ca_file.as_deref(), output.as_deref()),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Demo) => lab_demo(),
+    }
+}
+
+#[cfg(feature = "lab")]
+fn lab_demo() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferrolb: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(ferrolb::lab::demo::run()) {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ferrolb lab demo failed: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

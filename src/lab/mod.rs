@@ -2,3 +2,4 @@
 //! simulator (`apiserver`); the namespace topology joins it later.
 
 pub mod apiserver;
+pub mod demo;
