@@ -216,6 +216,14 @@ async fn route(
             );
             return Ok(r);
         }
+        ["api" | "apis"] if get && discovery::wants_aggregated(&header(&req, "accept")) => {
+            let mut r = json_response(200, &discovery::aggregated(segs[0] == "api"));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(discovery::AGGREGATED_V2),
+            );
+            return Ok(r);
+        }
         ["api"] if get => {
             return Ok(json_response(
                 200,
