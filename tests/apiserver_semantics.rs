@@ -153,6 +153,27 @@ async fn bookmarks_carry_the_current_version() {
     // No bookmarks unless asked.
     let mut plain = watch(a, &format!("{CM}?watch=1&resourceVersion={rv0}")).await;
     plain.quiet(Duration::from_millis(350)).await;
+    // A streaming list: the objects, then the initial-events-end bookmark, then changes.
+    post(a, CM, configmap("c1", json!({}))).await;
+    let mut wl = watch(a, &format!("{CM}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=")).await;
+    let e = wl.event().await;
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("c1"))
+    );
+    match wl.next(Duration::from_secs(2)).await {
+        Next::Event(b) => {
+            assert_eq!(b["type"], "BOOKMARK");
+            assert_eq!(
+                b["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+                "true"
+            );
+            assert_eq!(rv(&b["object"]), rv(&e["object"]));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = get(a, &format!("{CM}?watch=1&sendInitialEvents=true")).await;
+    assert_eq!(bad.status, 422);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -790,6 +811,19 @@ async fn discovery_and_tables() {
         assert_eq!(get(a, gv).await.json["kind"], "APIResourceList", "{gv}");
     }
     assert_eq!(get(a, "/openapi/v3").await.status, 200);
+    // Aggregated discovery, as kubectl asks for it first.
+    let agg = [(
+        "accept",
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+    )];
+    let r = call(a, "GET", "/apis", None, &agg).await;
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(r.json["kind"], "APIGroupDiscoveryList");
+    let r = call(a, "GET", "/api", None, &agg).await;
+    assert_eq!(r.json["items"][0]["versions"][0]["version"], "v1");
     post(a, SVC, service("web", "LoadBalancer")).await;
     let accept = [(
         "accept",
