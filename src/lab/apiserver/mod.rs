@@ -48,8 +48,10 @@ pub mod services;
 mod sim;
 pub mod status;
 pub mod store;
+mod strategy;
 pub mod tables;
 pub mod tls;
+mod verbs;
 mod watch;
 
 use std::io;
