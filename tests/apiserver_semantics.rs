@@ -1358,3 +1358,54 @@ async fn unknown_fields_follow_field_validation() {
     let r = post(a, &format!("{CM}?fieldValidation=Bogus"), typo("bogus")).await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_requests() {
+    let (sim, a) = sim_with(|c| c.token = Some("t".into())).await;
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let created = sim.create(&node).await.unwrap();
+    assert_eq!(created["metadata"]["name"], "n1");
+    let dup = sim.create(&node).await.unwrap_err();
+    assert_eq!(dup["reason"], "AlreadyExists");
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l", "namespace": "kube-system"}, "spec": {"holderIdentity": "n1"}});
+    assert!(sim.create(&lease).await.is_ok());
+    assert!(sim
+        .create(&json!({"apiVersion": "v9", "kind": "Pod"}))
+        .await
+        .is_err());
+    let (code, got) = sim
+        .request(
+            "GET",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/l",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, got["spec"]["holderIdentity"].as_str()),
+        (200, Some("n1"))
+    );
+    let (code, patched) = sim
+        .request(
+            "PATCH",
+            "/api/v1/nodes/n1/status",
+            Some(&json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})),
+        )
+        .await;
+    assert_eq!(
+        (code, patched["status"]["conditions"][0]["status"].as_str()),
+        (200, Some("False"))
+    );
+    // The same objects over HTTP.
+    assert_eq!(
+        get(a, "/api/v1/nodes/n1").await.json["status"]["conditions"][0]["status"],
+        "False"
+    );
+    assert!(sim
+        .requests()
+        .iter()
+        .any(|r| r.user_agent == "ferrolb-lab/in-process"
+            && r.verb == "patch"
+            && r.subresource == "status"));
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value;
@@ -112,7 +112,7 @@ fn render_from_accept(accept: &str, q: &Query) -> ApiResult<Render> {
     Ok(Render::Plain)
 }
 
-fn authorized(shared: &Shared, req: &Request<Incoming>, tls: bool) -> bool {
+fn authorized<B>(shared: &Shared, req: &Request<B>, tls: bool) -> bool {
     let Some(token) = shared.config.token.as_deref() else {
         return true;
     };
@@ -132,7 +132,21 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn read_body(body: Incoming) -> ApiResult<Bytes> {
+/// What request bodies may be: hyper's, or an in-process one.
+pub trait RequestBody: Body<Data = Bytes, Error = Self::E> + Send + Unpin + 'static {
+    /// The body's error.
+    type E: Into<Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type E = B::Error;
+}
+
+async fn read_body<B: RequestBody>(body: B) -> ApiResult<Bytes> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large()),
@@ -143,9 +157,9 @@ async fn read_body(body: Incoming) -> ApiResult<Bytes> {
 }
 
 /// Handles one request.
-pub async fn handle(
+pub async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    req: Request<B>,
     tls: bool,
 ) -> Response<ResponseBody> {
     let mut rec = RequestRecord {
@@ -167,9 +181,9 @@ pub async fn handle(
     resp
 }
 
-async fn dispatch(
+async fn dispatch<B: RequestBody>(
     shared: &Arc<Shared>,
-    req: Request<Incoming>,
+    req: Request<B>,
     tls: bool,
     rec: &mut RequestRecord,
 ) -> Response<ResponseBody> {
@@ -194,7 +208,10 @@ async fn dispatch(
     }
 }
 
-async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Response<ResponseBody>> {
+async fn route<B: RequestBody>(
+    shared: &Arc<Shared>,
+    req: Request<B>,
+) -> ApiResult<Response<ResponseBody>> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let get = req.method() == Method::GET;
@@ -332,7 +349,7 @@ fn verb_of(method: &Method, target: &Target, watch: bool) -> Option<&'static str
 }
 
 /// Fills in the verb and resource of a request for the log (before faults can answer it).
-fn classify(req: &Request<Incoming>, rec: &mut RequestRecord) {
+fn classify<B>(req: &Request<B>, rec: &mut RequestRecord) {
     let segs: Vec<&str> = req
         .uri()
         .path()
@@ -358,7 +375,7 @@ fn classify(req: &Request<Incoming>, rec: &mut RequestRecord) {
     rec.subresource = target.subresource.unwrap_or_default();
 }
 
-fn header(req: &Request<Incoming>, name: &str) -> String {
+fn header<B>(req: &Request<B>, name: &str) -> String {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())

@@ -60,6 +60,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 pub use cli::{run_cli, ApiserverArgs};
 pub use faults::{Failure, Faults};
 pub use reqlog::{Counters, RequestRecord};
@@ -157,6 +159,75 @@ impl ApiServer {
     /// The object store (to seed or inspect objects without HTTP).
     pub fn store(&self) -> &store::Store {
         &self.shared.store
+    }
+
+    /// Sends one request through the simulator in-process: the same routing, verbs, faults
+    /// and request log as over HTTP (with the token, when one is set). A body is sent as
+    /// `application/json`, or `application/merge-patch+json` for PATCH. Returns the status
+    /// code and the JSON answer (a `Status` on errors).
+    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        use http_body_util::{BodyExt, Full};
+        let content_type = if method.eq_ignore_ascii_case("PATCH") {
+            "application/merge-patch+json"
+        } else {
+            "application/json"
+        };
+        let bytes = body
+            .map(|b| serde_json::to_vec(b).unwrap_or_default())
+            .unwrap_or_default();
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("user-agent", "ferrolb-lab/in-process")
+            .header("content-type", content_type);
+        if let Some(t) = self.token() {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match req.body(Full::new(bytes::Bytes::from(bytes))) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = status::ApiError::bad_request(format!("invalid request: {e}"));
+                return (err.code, err.to_status());
+            }
+        };
+        let resp = handler::handle(self.shared.clone(), req, true).await;
+        let code = resp.status().as_u16();
+        let body = match resp.into_body().collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        };
+        (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Creates an object (its `apiVersion`, `kind` and `metadata.namespace` say where), as
+    /// `POST` does; returns the stored object or the error `Status`.
+    pub async fn create(&self, obj: &Value) -> Result<Value, Value> {
+        let api_version = obj["apiVersion"].as_str().unwrap_or("");
+        let kind = obj["kind"].as_str().unwrap_or("");
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let Some(def) = resources::RESOURCES
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.kind == kind)
+        else {
+            return Err(status::ApiError::bad_request(format!(
+                "no resource serves {api_version} {kind}"
+            ))
+            .to_status());
+        };
+        let ns = obj["metadata"]["namespace"].as_str().unwrap_or("default");
+        let path = if def.namespaced {
+            format!(
+                "{}/namespaces/{ns}/{}",
+                def.group_version_path(),
+                def.plural
+            )
+        } else {
+            format!("{}/{}", def.group_version_path(), def.plural)
+        };
+        match self.request("POST", &path, Some(obj)).await {
+            (201, v) => Ok(v),
+            (_, v) => Err(v),
+        }
     }
 
     /// Simulates an API server restart: closes every connection and listener, refuses
