@@ -33,6 +33,7 @@
 
 mod body;
 pub mod cli;
+mod controllers;
 pub mod discovery;
 pub mod faults;
 mod handler;

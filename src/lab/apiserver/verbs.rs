@@ -8,6 +8,7 @@ use hyper::Response;
 use serde_json::{json, Value};
 
 use super::body::ResponseBody;
+use super::controllers;
 use super::handler::{json_response, Query, Render, Target};
 use super::meta::{self, meta_str};
 use super::patch::{self, PatchType};
@@ -317,6 +318,9 @@ impl Ctx<'_> {
             prepare_create(def, &mut obj, &name, &ns, txn, shared)?;
             Ok(txn.put(def.storage, &ns, &name, obj))
         })?;
+        if !dry_run {
+            controllers::after_write(shared, def.storage, &ns);
+        }
         Ok(with_warnings(
             json_response(201, &render_one(def, &stored, self.render)),
             &warnings,
@@ -364,6 +368,9 @@ impl Ctx<'_> {
             let obj = prepare_update(def, &old, new, status_only, txn, shared)?;
             Ok((200, txn.put(def.storage, &ns, &name, obj)))
         })?;
+        if !dry_run {
+            controllers::after_write(shared, def.storage, &ns);
+        }
         Ok(with_warnings(
             json_response(code, &render_one(def, &stored, self.render)),
             &warnings,
@@ -406,6 +413,9 @@ impl Ctx<'_> {
             let obj = prepare_update(def, &old, new, status_only, txn, shared)?;
             Ok(txn.put(def.storage, &ns, &name, obj))
         })?;
+        if !dry_run {
+            controllers::after_write(shared, def.storage, &ns);
+        }
         Ok(with_warnings(
             json_response(200, &render_one(def, &stored, self.render)),
             &warnings,
