@@ -1409,3 +1409,24 @@ async fn in_process_requests() {
             && r.verb == "patch"
             && r.subresource == "status"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_with_the_same_version_one_wins() {
+    let (_sim, a) = sim().await;
+    let svc = post(a, SVC, service("web", "LoadBalancer")).await.json;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut obj = svc.clone();
+        obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{i}")}]}});
+        tasks.push(tokio::spawn(async move {
+            put(a, &format!("{SVC}/web/status"), obj).await.status
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
+    assert_eq!(rv(&get(a, &format!("{SVC}/web")).await.json), rv(&svc) + 1);
+}

@@ -26,10 +26,49 @@
 //! # Ok(()) }
 //! ```
 //!
-//! One concept per file: `store` (objects, resourceVersion, history), `watch`, `handler`
-//! (routing and verbs), `discovery`, `openapi`, `tables`, `patch`, `selectors`, `services`
-//! (Service defaulting and allocation), `faults`, `reqlog`, `tls`, `server` (listeners,
-//! restarts), `sim` (the `/_sim/…` endpoints), `cli`.
+//! Run it alone with `ferrolb lab apiserver --https-listen 127.0.0.1:6443 --token T
+//! --write-kubeconfig ./kubeconfig` (see `cli`); a test in another process drives its faults
+//! and reads its request log through `/_sim/…` (see `sim`).
+//!
+//! One concept per file: `store` (objects, resourceVersion, history, Service allocation
+//! index), `watch`, `handler` (authentication, faults, routing), `verbs` (get, list, create,
+//! update, patch, delete), `strategy` (what create and update do to an object), `services`
+//! (Service defaulting and allocation), `controllers` (the token controller), `discovery`,
+//! `openapi`, `tables`, `patch`, `selectors`, `protobuf` (request bodies of kubectl's typed
+//! `create`), `faults`, `reqlog`, `tls`, `server` (listeners, restarts), `sim` (the `/_sim/…`
+//! endpoints), `cli`.
+//!
+//! # Where it differs from a real API server
+//!
+//! - Authentication is one bearer token (none: anyone); plain HTTP lets requests without a
+//!   token in unless `http_requires_token`. Nothing is authorized: RBAC objects are stored,
+//!   not enforced (the request log records verb, group, resource, subresource and namespace
+//!   so tests can check a client against its rules).
+//! - HTTP/1.1 only; answers are JSON only. Protobuf request bodies are decoded for the kinds
+//!   kubectl's typed `create` subcommands send (Namespace, ConfigMap, Secret, ServiceAccount,
+//!   Service, Deployment, RBAC kinds), other protobuf bodies get 415. Server-side apply
+//!   (`application/apply-patch+yaml`) gets 415; `managedFields` are not kept.
+//! - Strategic merge patches merge lists by keys from a built-in table (Service ports by
+//!   `port`, containers by `name`, conditions by `type`, …), not from schemas. Directives are
+//!   honoured and never stored.
+//! - The OpenAPI documents have paths but no schemas (`kubectl explain` shows little).
+//!   `fieldValidation` detects unknown top-level and `metadata` fields only; deeper unknown
+//!   fields are stored. Validation covers names, Services, Secret data and metadata types;
+//!   other kinds take any `spec`.
+//! - Deletion is immediate: no finalizers, no graceful deletion, no `deletionTimestamp`, no
+//!   garbage collection; a Namespace is deleted with its contents at once.
+//! - No controllers run but the service-account token controller: Deployments are not
+//!   scaled, Services get no Endpoints or EndpointSlices, there is no `kubernetes` Service,
+//!   nothing emits Events, Leases are plain objects (as they are in a real cluster).
+//! - The watch history is a number of changes (`history`), not a time window. Bookmarks come
+//!   every `bookmark_interval`. A list with `resourceVersion=N` (NotOlderThan) answers the
+//!   current state, also for an N in the future (the real server waits, then 504s); a watch
+//!   from a future N starts after it. `Exact` lists and continue tokens are served from the
+//!   history and get 410 when it no longer reaches back.
+//! - `limit` applies after selectors (the real server may return short pages with
+//!   selectors); `remainingItemCount` is set only without selectors. List items carry
+//!   `apiVersion` and `kind`.
+//! - Deleting a Service, Node or Namespace answers the object; other kinds a `Status`.
 
 mod body;
 pub mod cli;
