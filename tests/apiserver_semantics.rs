@@ -1029,8 +1029,11 @@ async fn fault_watches_dropped_and_expired() {
         &format!("/api/v1/services?watch=1&resourceVersion={from}"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(sim.counters().watches_active, 2);
+    let t = Instant::now();
+    while sim.counters().watches_active != 2 {
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", sim.counters());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     sim.faults().drop_watches();
     assert!(matches!(w1.next(Duration::from_secs(2)).await, Next::End));
     assert!(matches!(w2.next(Duration::from_secs(2)).await, Next::End));
@@ -1087,17 +1090,13 @@ async fn restart_keeps_data_and_versions() {
     let (sim, a) = sim().await;
     let c = post(a, CM, configmap("keep", json!({}))).await.json;
     let mut w = watch(a, &format!("{CM}?watch=1&resourceVersion={}", rv(&c))).await;
-    let restart = tokio::spawn({
-        let down = Duration::from_millis(500);
-        let faults = async move {
-            sim.restart(down).await.unwrap();
-            sim
-        };
-        faults
+    let restart = tokio::spawn(async move {
+        sim.restart(Duration::from_millis(1500)).await.unwrap();
+        sim
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
     // The watch was cut, and nobody can connect while the server is down.
     assert!(matches!(w.next(Duration::from_secs(2)).await, Next::End));
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
     let sim = restart.await.unwrap();
     let r = get(a, &format!("{CM}/keep")).await;
@@ -1110,16 +1109,29 @@ async fn restart_keeps_data_and_versions() {
     assert_eq!(w.event().await["object"]["metadata"]["name"], "after");
     assert_eq!(sim.counters().restarts, 1);
     // Through /_sim (answers first, then restarts).
+    let mut w = watch(a, &format!("{CM}?watch=1&resourceVersion={}", rv(&d))).await;
     assert_eq!(
-        post(a, "/_sim/faults/restart?downSeconds=0.3", json!({}))
+        post(a, "/_sim/faults/restart?downSeconds=1.5", json!({}))
             .await
             .status,
         200
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(w.next(Duration::from_secs(2)).await, Next::End));
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(get(a, &format!("{CM}/keep")).await.status, 200);
+    let back = Instant::now();
+    loop {
+        match try_call(a, "GET", &format!("{CM}/keep"), None, &[]).await {
+            Ok(r) => {
+                assert_eq!(r.status, 200);
+                break;
+            }
+            Err(_) if back.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the simulator did not come back: {e}"),
+        }
+    }
     sim.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
