@@ -1010,6 +1010,9 @@ async fn fault_failures_and_stalls() {
     );
     assert_eq!(last["userAgent"], "ferrolb-tests");
     let rec = sim.requests();
+    assert!(rec
+        .iter()
+        .any(|r| r.path == "/_sim/requests" && r.verb == "get" && r.resource.is_empty()));
     assert!(rec.iter().any(|r| r.status == 429 && r.verb == "list"));
     assert!(
         get(a, "/_sim/counters").await.json["requests"]

@@ -187,6 +187,7 @@ async fn dispatch<B: RequestBody>(
     tls: bool,
     rec: &mut RequestRecord,
 ) -> Response<ResponseBody> {
+    classify(&req, rec);
     if !authorized(shared, &req, tls) {
         return error_response(&ApiError::unauthorized());
     }
@@ -196,7 +197,6 @@ async fn dispatch<B: RequestBody>(
         let method = req.method().clone();
         return sim::handle(shared, &method, rest, &query);
     }
-    classify(&req, rec);
     shared.faults.wait_if_stalled().await;
     if let Some(err) = shared.faults.take_failure() {
         RequestLog::bump(&shared.log.injected_failures);
@@ -350,6 +350,9 @@ fn verb_of(method: &Method, target: &Target, watch: bool) -> Option<&'static str
 
 /// Fills in the verb and resource of a request for the log (before faults can answer it).
 fn classify<B>(req: &Request<B>, rec: &mut RequestRecord) {
+    // Non-resource requests (`/version`, `/api`, `/openapi/v3`, …): the lowercased method, as
+    // the real authorizer's `nonResourceURLs` rules see them.
+    rec.verb = req.method().as_str().to_ascii_lowercase();
     let segs: Vec<&str> = req
         .uri()
         .path()

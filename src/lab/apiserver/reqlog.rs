@@ -26,7 +26,8 @@ pub struct RequestRecord {
     /// Whether it came over HTTPS.
     pub tls: bool,
     /// The Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
-    /// `deletecollection`), `""` for non-resource requests.
+    /// `deletecollection`); for non-resource requests (`resource` empty: `/version`, `/api`,
+    /// `/openapi/v3`, …) the lowercased HTTP method, as RBAC's `nonResourceURLs` rules see it.
     pub verb: String,
     /// The API group (`""` for core).
     pub api_group: String,
