@@ -558,7 +558,15 @@ async fn services_get_addresses_and_ports() {
     let d = post(a, SVC, d).await.json;
     assert_eq!(d["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
     assert!(d["spec"]["clusterIPs"][1].as_str().unwrap().contains(':'));
-    // LoadBalancer → ClusterIP drops the node ports; the cluster IP stays.
+    patch(
+        a,
+        &format!("{SVC}/lb/status"),
+        "application/merge-patch+json",
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}),
+    )
+    .await;
+    // LoadBalancer → ClusterIP drops the node ports and the load-balancer status (the real
+    // server's dropTypeDependentFields); the cluster IP stays.
     let c = patch(
         a,
         &format!("{SVC}/lb"),
@@ -569,10 +577,14 @@ async fn services_get_addresses_and_ports() {
     assert_eq!(c.status, 200, "{}", c.text);
     assert!(c.json["spec"]["ports"][0].get("nodePort").is_none());
     assert_eq!(c.json["spec"]["clusterIP"], s["spec"]["clusterIP"]);
+    assert_eq!(c.json["status"], json!({"loadBalancer": {}}));
     // The freed port can be taken now.
     let mut u = service("lb3", "NodePort");
     u["spec"]["ports"][0]["nodePort"] = json!(np);
     assert_eq!(post(a, SVC, u).await.status, 201);
+    // PUT creates a missing Service (AllowCreateOnUpdate).
+    let r = put(a, &format!("{SVC}/by-put"), service("by-put", "ClusterIP")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
     // Invalid services.
     let mut bad = service("bad", "ClusterIP");
     bad["spec"]["ports"] = json!([]);
