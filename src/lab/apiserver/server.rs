@@ -53,7 +53,7 @@ impl Default for ApiServerConfig {
             token: None,
             http_requires_token: false,
             bookmark_interval: Duration::from_secs(60),
-            history: 1000,
+            history: 10_000,
             extra_sans: Vec::new(),
             service_ranges: ServiceRanges::default(),
         }
