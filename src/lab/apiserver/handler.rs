@@ -177,7 +177,10 @@ pub async fn handle<B: RequestBody>(
     };
     let resp = dispatch(&shared, req, tls, &mut rec).await;
     rec.status = resp.status().as_u16();
-    shared.log.record(rec);
+    // The simulator's own endpoints are not API requests: they stay out of the log.
+    if !rec.path.starts_with("/_sim") {
+        shared.log.record(rec);
+    }
     resp
 }
 

@@ -1,6 +1,6 @@
-//! The request log and counters tests read: every request with its method, path, query, user
-//! agent and status, and what Kubernetes verb and resource it was (to check a client against
-//! its RBAC rules).
+//! The request log and counters tests read: every API request (not the simulator's own
+//! `/_sim/…` ones) with its method, path, query, user agent and status, and what Kubernetes
+//! verb and resource it was (to check a client against its RBAC rules).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -45,7 +45,7 @@ pub struct RequestRecord {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
-    /// Requests received (all paths).
+    /// API requests received (`/_sim/…` not counted).
     pub requests: u64,
     /// Requests answered with a failure injected by a fault.
     pub injected_failures: u64,
