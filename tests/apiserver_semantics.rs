@@ -519,6 +519,12 @@ async fn pagination_is_consistent() {
             .status,
         400
     );
+    // `resourceVersion=0` (the watch cache) ignores the limit.
+    let l = get(a, &format!("{CM}?limit=3&resourceVersion=0"))
+        .await
+        .json;
+    assert_eq!(l["items"].as_array().unwrap().len(), 7);
+    assert!(l["metadata"].get("continue").is_none());
     // No limit: everything, no token.
     let l = get(a, CM).await.json;
     assert_eq!(l["items"].as_array().unwrap().len(), 7);

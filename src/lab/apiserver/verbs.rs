@@ -212,6 +212,12 @@ impl Ctx<'_> {
             })
             .collect();
         let mut list_meta = json!({"resourceVersion": list_rv.to_string()});
+        // `resourceVersion=0` is served from the watch cache, which ignores `limit`.
+        let limit = if rv_param == "0" && cont.is_none() {
+            0
+        } else {
+            limit
+        };
         if limit > 0 && selected.len() > limit {
             let remaining = selected.len() - limit;
             selected.truncate(limit);
