@@ -49,6 +49,9 @@ async fn resource_versions_are_global_and_monotonic() {
     assert_eq!(list.json["kind"], "ConfigMapList");
     assert_eq!(rv(&list.json), last);
     assert_eq!(list.json["items"].as_array().unwrap().len(), 5);
+    // Typed lists leave apiVersion and kind out of their items, like the real server.
+    assert!(list.json["items"][0].get("kind").is_none());
+    assert_eq!(list.json["apiVersion"], "v1");
     // Update bumps; an update that changes nothing does not.
     let mut c0 = get(a, &format!("{CM}/c0")).await.json;
     c0["data"]["k"] = json!("w");

@@ -66,8 +66,7 @@
 //!   from a future N starts after it. `Exact` lists and continue tokens are served from the
 //!   history and get 410 when it no longer reaches back.
 //! - `limit` applies after selectors (the real server may return short pages with
-//!   selectors); `remainingItemCount` is set only without selectors. List items carry
-//!   `apiVersion` and `kind`.
+//!   selectors); `remainingItemCount` is set only without selectors.
 //! - Deleting a Service, Node or Namespace answers the object; other kinds a `Status`.
 
 mod body;

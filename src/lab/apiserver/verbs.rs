@@ -32,6 +32,17 @@ pub fn list_kind(def: &ResourceDef) -> String {
     format!("{}List", def.kind)
 }
 
+/// An item of a typed list: the object without `apiVersion` and `kind` (the real server's
+/// lists leave them out; kubectl adds them back for `-o json`).
+fn list_item(def: &ResourceDef, stored: &Value) -> Value {
+    let mut v = def.to_view(stored);
+    if let Some(m) = v.as_object_mut() {
+        m.remove("apiVersion");
+        m.remove("kind");
+    }
+    v
+}
+
 /// Renders one stored object for the response.
 pub fn render_one(def: &ResourceDef, stored: &Value, render: Render) -> Value {
     let view = def.to_view(stored);
@@ -250,7 +261,7 @@ impl Ctx<'_> {
                 "kind": list_kind(def),
                 "apiVersion": def.api_version(),
                 "metadata": list_meta,
-                "items": selected.iter().map(|o| def.to_view(o)).collect::<Vec<_>>(),
+                "items": selected.iter().map(|o| list_item(def, o)).collect::<Vec<_>>(),
             }),
         };
         Ok(json_response(200, &body))
@@ -520,7 +531,7 @@ impl Ctx<'_> {
                 "kind": list_kind(def),
                 "apiVersion": def.api_version(),
                 "metadata": {"resourceVersion": rv.to_string()},
-                "items": deleted.iter().map(|o| def.to_view(o)).collect::<Vec<_>>(),
+                "items": deleted.iter().map(|o| list_item(def, o)).collect::<Vec<_>>(),
             }),
         ))
     }
