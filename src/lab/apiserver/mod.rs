@@ -107,6 +107,11 @@ pub use reqlog::{Counters, RequestRecord};
 pub use server::{ApiServerConfig, StartError};
 pub use services::ServiceRanges;
 
+/// Starts a simulator (same as [`ApiServer::start`]).
+pub async fn start(config: ApiServerConfig) -> Result<ApiServer, StartError> {
+    ApiServer::start(config).await
+}
+
 /// A running simulator. Dropping it shuts it down.
 pub struct ApiServer {
     shared: Arc<server::Shared>,
