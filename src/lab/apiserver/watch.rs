@@ -107,8 +107,9 @@ pub fn start(
     };
     let forced = shared.faults.take_watch_expiry();
     let sub = if forced {
-        let floor = shared.store.resource_version();
-        Err(too_old(from.unwrap_or(floor.saturating_sub(1)), floor))
+        // As if the history had just been compacted up to now.
+        let now = shared.store.resource_version();
+        Err(too_old(from.unwrap_or(0), now))
     } else {
         shared
             .store
