@@ -1086,6 +1086,13 @@ async fn fault_watches_dropped_and_expired() {
     assert_eq!(w6.event().await["type"], "ERROR");
     post(a, "/_sim/faults/drop-watches", json!({})).await;
     assert!(matches!(w5.next(Duration::from_secs(2)).await, Next::End));
+    // A watch from a future version starts after it.
+    let now = rv(&get(a, CM).await.json);
+    let mut future = watch(a, &format!("{CM}?watch=1&resourceVersion={}", now + 1)).await;
+    post(a, CM, configmap("f1", json!({}))).await;
+    post(a, CM, configmap("f2", json!({}))).await;
+    let e = future.event().await;
+    assert_eq!(e["object"]["metadata"]["name"], "f2");
     // A watch on an item path watches that object only.
     post(a, CM, configmap("b", json!({}))).await;
     let mut one = watch(a, &format!("{CM}/b?watch=1&resourceVersion={from}")).await;

@@ -39,6 +39,9 @@ impl Filter {
 }
 
 struct Stream {
+    /// Changes at or below this version are not sent (a watch from a future version starts
+    /// after it).
+    after: u64,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Bytes>,
     filter: Filter,
@@ -116,6 +119,7 @@ pub fn start(
             .subscribe(from, def.storage, target.namespace.as_deref())
     };
     let mut stream = Stream {
+        after: from.unwrap_or(0),
         shared: shared.clone(),
         tx,
         filter,
@@ -183,6 +187,9 @@ impl Stream {
     /// Sends a change if it concerns this watch; false when the client is gone.
     async fn process(&mut self, ev: &StoreEvent) -> bool {
         self.progress = self.progress.max(ev.rv);
+        if ev.rv <= self.after {
+            return true;
+        }
         let f = &self.filter;
         if ev.storage != f.def.storage
             || f.namespace.as_deref().is_some_and(|ns| ns != ev.namespace)
