@@ -205,7 +205,7 @@ async fn dispatch<B: RequestBody>(
         RequestLog::bump(&shared.log.injected_failures);
         return error_response(&err);
     }
-    match route(shared, req).await {
+    match route(shared, req, rec).await {
         Ok(resp) => resp,
         Err(err) => error_response(&err),
     }
@@ -214,6 +214,7 @@ async fn dispatch<B: RequestBody>(
 async fn route<B: RequestBody>(
     shared: &Arc<Shared>,
     req: Request<B>,
+    rec: &mut RequestRecord,
 ) -> ApiResult<Response<ResponseBody>> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
@@ -316,6 +317,10 @@ async fn route<B: RequestBody>(
         }
         _ => Bytes::new(),
     };
+    rec.content_type = content_type.clone();
+    if verb == "update" || verb == "patch" {
+        rec.precondition = has_precondition(&body);
+    }
     let ctx = Ctx {
         shared,
         target: &target,
@@ -332,6 +337,21 @@ async fn route<B: RequestBody>(
         "patch" => ctx.patch(&body, &content_type, dry_run),
         "delete" => ctx.delete(&body, dry_run),
         _ => ctx.delete_collection(dry_run),
+    }
+}
+
+/// Whether a PUT or PATCH body pins `metadata.resourceVersion`.
+fn has_precondition(body: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m
+            .get("metadata")
+            .and_then(|md| md.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .is_some_and(|rv| !rv.is_empty()),
+        Ok(Value::Array(ops)) => ops
+            .iter()
+            .any(|op| op["op"] == "test" && op["path"] == "/metadata/resourceVersion"),
+        _ => false,
     }
 }
 
@@ -387,6 +407,16 @@ fn header<B>(req: &Request<B>, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string()
+}
+
+/// Parses a whole resource path (`/api/v1/namespaces/default/services/web`).
+pub fn target_of(path: &str) -> Option<Target> {
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segs.as_slice() {
+        ["api", version, rest @ ..] => parse_target("", version, rest).ok(),
+        ["apis", group, version, rest @ ..] => parse_target(group, version, rest).ok(),
+        _ => None,
+    }
 }
 
 /// Parses the part of a resource path after the group version.

@@ -243,6 +243,31 @@ impl ApiServer {
         (code, serde_json::from_slice(&body).unwrap_or(Value::Null))
     }
 
+    /// The object at an API path (`/api/v1/namespaces/default/services/web`), read from the
+    /// store directly: not logged, no faults, no auth (for tests that wait for a state
+    /// without adding to the request log they check). `None` when there is none.
+    pub fn object(&self, path: &str) -> Option<Value> {
+        let t = handler::target_of(path)?;
+        let name = t.name.as_deref()?;
+        let ns = t.namespace.as_deref().unwrap_or("");
+        let stored = self.shared.store.get(t.def.storage, ns, name)?;
+        Some(t.def.to_view(&stored))
+    }
+
+    /// The objects at a collection path (`/api/v1/services`,
+    /// `/apis/coordination.k8s.io/v1/namespaces/kube-system/leases`), read from the store
+    /// directly like [`ApiServer::object`].
+    pub fn objects(&self, path: &str) -> Vec<Value> {
+        let Some(t) = handler::target_of(path).filter(|t| t.name.is_none()) else {
+            return Vec::new();
+        };
+        let (items, _) = self
+            .shared
+            .store
+            .list(t.def.storage, t.namespace.as_deref());
+        items.iter().map(|o| t.def.to_view(o)).collect()
+    }
+
     /// Creates an object (its `apiVersion`, `kind` and `metadata.namespace` say where), as
     /// `POST` does; returns the stored object or the error `Status`.
     pub async fn create(&self, obj: &Value) -> Result<Value, Value> {

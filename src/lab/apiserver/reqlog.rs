@@ -39,6 +39,12 @@ pub struct RequestRecord {
     pub namespace: String,
     /// The object name, if any.
     pub name: String,
+    /// The request's `Content-Type` (writes), `""` when none.
+    pub content_type: String,
+    /// Whether a write carried a `metadata.resourceVersion` precondition (PUT and JSON merge
+    /// or strategic merge PATCH bodies; a JSON patch `test` of `/metadata/resourceVersion`
+    /// counts too).
+    pub precondition: bool,
 }
 
 /// Counters.
