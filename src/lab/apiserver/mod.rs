@@ -268,6 +268,32 @@ impl ApiServer {
         items.iter().map(|o| t.def.to_view(o)).collect()
     }
 
+    /// Waits until `done` holds for the objects at `path` (a collection path, or an object
+    /// path: then the slice holds that object, or nothing), reading the store directly like
+    /// [`ApiServer::objects`]. Returns the objects that satisfied it, or the last ones seen
+    /// after `timeout`.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&[Value]) -> bool,
+    ) -> Result<Vec<Value>, Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let now = match handler::target_of(path) {
+                Some(t) if t.name.is_some() => self.object(path).into_iter().collect(),
+                _ => self.objects(path),
+            };
+            if done(&now) {
+                return Ok(now);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(now);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Creates an object (its `apiVersion`, `kind` and `metadata.namespace` say where), as
     /// `POST` does; returns the stored object or the error `Status`.
     pub async fn create(&self, obj: &Value) -> Result<Value, Value> {
