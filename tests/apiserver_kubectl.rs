@@ -940,3 +940,83 @@ fn cli_runs_in_another_process() {
     };
     assert!(code.success(), "{code:?}");
 }
+
+#[test]
+fn service_account_token_recipe() {
+    // The token controller fills a service-account-token Secret; a kubeconfig built from it
+    // with kubectl alone works against the simulator.
+    let Some(lab) = Lab::start() else { return };
+    let manifest = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: ferrolb\n  namespace: kube-system\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata:\n  name: ferrolb-token\n  namespace: kube-system\n  annotations:\n    kubernetes.io/service-account.name: ferrolb\ntype: kubernetes.io/service-account-token\n";
+    lab.ok(&["apply", "-f", &lab.file("sa.yaml", manifest)]);
+    let token = lab.ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "secret",
+        "ferrolb-token",
+        "-o",
+        "jsonpath={.data.token}",
+    ]);
+    let ca = lab.ok(&[
+        "-n",
+        "kube-system",
+        "get",
+        "secret",
+        "ferrolb-token",
+        "-o",
+        "jsonpath={.data.ca\\.crt}",
+    ]);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let token = String::from_utf8(b64.decode(token.trim()).unwrap()).unwrap();
+    assert_eq!(token, TOKEN);
+    let ca = b64.decode(ca.trim()).unwrap();
+    assert_eq!(ca, lab.sim().ca_pem().as_bytes());
+    // Build a kubeconfig with kubectl config, as an operator would.
+    let kc = lab.dir.path().join("node-kubeconfig");
+    let ca_file = lab.file("ca.crt", lab.sim().ca_pem());
+    let server = lab.sim().https_url().unwrap();
+    let cfg = |args: &[&str]| {
+        let out = Command::new(KUBECTL)
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(args)
+            .env("HOME", lab.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    cfg(&[
+        "config",
+        "set-cluster",
+        "lab",
+        &format!("--server={server}"),
+        &format!("--certificate-authority={ca_file}"),
+        "--embed-certs=true",
+    ]);
+    cfg(&[
+        "config",
+        "set-credentials",
+        "ferrolb",
+        &format!("--token={token}"),
+    ]);
+    cfg(&[
+        "config",
+        "set-context",
+        "ferrolb",
+        "--cluster=lab",
+        "--user=ferrolb",
+    ]);
+    cfg(&["config", "use-context", "ferrolb"]);
+    let out = lab.run_with(&kc, &["get", "namespaces"]);
+    assert!(
+        out.ok && out.stdout.contains("kube-system"),
+        "{}",
+        out.stderr
+    );
+}

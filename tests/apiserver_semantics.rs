@@ -49,6 +49,9 @@ async fn resource_versions_are_global_and_monotonic() {
     assert_eq!(list.json["kind"], "ConfigMapList");
     assert_eq!(rv(&list.json), last);
     assert_eq!(list.json["items"].as_array().unwrap().len(), 5);
+    // Typed lists leave apiVersion and kind out of their items, like the real server.
+    assert!(list.json["items"][0].get("kind").is_none());
+    assert_eq!(list.json["apiVersion"], "v1");
     // Update bumps; an update that changes nothing does not.
     let mut c0 = get(a, &format!("{CM}/c0")).await.json;
     c0["data"]["k"] = json!("w");
@@ -153,6 +156,27 @@ async fn bookmarks_carry_the_current_version() {
     // No bookmarks unless asked.
     let mut plain = watch(a, &format!("{CM}?watch=1&resourceVersion={rv0}")).await;
     plain.quiet(Duration::from_millis(350)).await;
+    // A streaming list: the objects, then the initial-events-end bookmark, then changes.
+    post(a, CM, configmap("c1", json!({}))).await;
+    let mut wl = watch(a, &format!("{CM}?watch=1&sendInitialEvents=true&allowWatchBookmarks=true&resourceVersionMatch=NotOlderThan&resourceVersion=")).await;
+    let e = wl.event().await;
+    assert_eq!(
+        (e["type"].as_str(), e["object"]["metadata"]["name"].as_str()),
+        (Some("ADDED"), Some("c1"))
+    );
+    match wl.next(Duration::from_secs(2)).await {
+        Next::Event(b) => {
+            assert_eq!(b["type"], "BOOKMARK");
+            assert_eq!(
+                b["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+                "true"
+            );
+            assert_eq!(rv(&b["object"]), rv(&e["object"]));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = get(a, &format!("{CM}?watch=1&sendInitialEvents=true")).await;
+    assert_eq!(bad.status, 422);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,6 +522,12 @@ async fn pagination_is_consistent() {
             .status,
         400
     );
+    // `resourceVersion=0` (the watch cache) ignores the limit.
+    let l = get(a, &format!("{CM}?limit=3&resourceVersion=0"))
+        .await
+        .json;
+    assert_eq!(l["items"].as_array().unwrap().len(), 7);
+    assert!(l["metadata"].get("continue").is_none());
     // No limit: everything, no token.
     let l = get(a, CM).await.json;
     assert_eq!(l["items"].as_array().unwrap().len(), 7);
@@ -537,7 +567,15 @@ async fn services_get_addresses_and_ports() {
     let d = post(a, SVC, d).await.json;
     assert_eq!(d["spec"]["ipFamilies"], json!(["IPv4", "IPv6"]));
     assert!(d["spec"]["clusterIPs"][1].as_str().unwrap().contains(':'));
-    // LoadBalancer → ClusterIP drops the node ports; the cluster IP stays.
+    patch(
+        a,
+        &format!("{SVC}/lb/status"),
+        "application/merge-patch+json",
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.9"}]}}}),
+    )
+    .await;
+    // LoadBalancer → ClusterIP drops the node ports and the load-balancer status (the real
+    // server's dropTypeDependentFields); the cluster IP stays.
     let c = patch(
         a,
         &format!("{SVC}/lb"),
@@ -548,10 +586,14 @@ async fn services_get_addresses_and_ports() {
     assert_eq!(c.status, 200, "{}", c.text);
     assert!(c.json["spec"]["ports"][0].get("nodePort").is_none());
     assert_eq!(c.json["spec"]["clusterIP"], s["spec"]["clusterIP"]);
+    assert_eq!(c.json["status"], json!({"loadBalancer": {}}));
     // The freed port can be taken now.
     let mut u = service("lb3", "NodePort");
     u["spec"]["ports"][0]["nodePort"] = json!(np);
     assert_eq!(post(a, SVC, u).await.status, 201);
+    // PUT creates a missing Service (AllowCreateOnUpdate).
+    let r = put(a, &format!("{SVC}/by-put"), service("by-put", "ClusterIP")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
     // Invalid services.
     let mut bad = service("bad", "ClusterIP");
     bad["spec"]["ports"] = json!([]);
@@ -790,6 +832,19 @@ async fn discovery_and_tables() {
         assert_eq!(get(a, gv).await.json["kind"], "APIResourceList", "{gv}");
     }
     assert_eq!(get(a, "/openapi/v3").await.status, 200);
+    // Aggregated discovery, as kubectl asks for it first.
+    let agg = [(
+        "accept",
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json",
+    )];
+    let r = call(a, "GET", "/apis", None, &agg).await;
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    assert_eq!(r.json["kind"], "APIGroupDiscoveryList");
+    let r = call(a, "GET", "/api", None, &agg).await;
+    assert_eq!(r.json["items"][0]["versions"][0]["version"], "v1");
     post(a, SVC, service("web", "LoadBalancer")).await;
     let accept = [(
         "accept",
@@ -976,12 +1031,18 @@ async fn fault_failures_and_stalls() {
     );
     assert_eq!(last["userAgent"], "ferrolb-tests");
     let rec = sim.requests();
+    assert!(rec.iter().all(|r| !r.path.starts_with("/_sim")));
+    get(a, "/version").await;
+    let rec = sim.requests();
+    assert!(rec
+        .iter()
+        .any(|r| r.path == "/version" && r.verb == "get" && r.resource.is_empty()));
     assert!(rec.iter().any(|r| r.status == 429 && r.verb == "list"));
     assert!(
         get(a, "/_sim/counters").await.json["requests"]
             .as_u64()
             .unwrap()
-            > 10
+            > 5
     );
 }
 
@@ -995,8 +1056,11 @@ async fn fault_watches_dropped_and_expired() {
         &format!("/api/v1/services?watch=1&resourceVersion={from}"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(sim.counters().watches_active, 2);
+    let t = Instant::now();
+    while sim.counters().watches_active != 2 {
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", sim.counters());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     sim.faults().drop_watches();
     assert!(matches!(w1.next(Duration::from_secs(2)).await, Next::End));
     assert!(matches!(w2.next(Duration::from_secs(2)).await, Next::End));
@@ -1022,6 +1086,13 @@ async fn fault_watches_dropped_and_expired() {
     assert_eq!(w6.event().await["type"], "ERROR");
     post(a, "/_sim/faults/drop-watches", json!({})).await;
     assert!(matches!(w5.next(Duration::from_secs(2)).await, Next::End));
+    // A watch from a future version starts after it.
+    let now = rv(&get(a, CM).await.json);
+    let mut future = watch(a, &format!("{CM}?watch=1&resourceVersion={}", now + 1)).await;
+    post(a, CM, configmap("f1", json!({}))).await;
+    post(a, CM, configmap("f2", json!({}))).await;
+    let e = future.event().await;
+    assert_eq!(e["object"]["metadata"]["name"], "f2");
     // A watch on an item path watches that object only.
     post(a, CM, configmap("b", json!({}))).await;
     let mut one = watch(a, &format!("{CM}/b?watch=1&resourceVersion={from}")).await;
@@ -1053,17 +1124,13 @@ async fn restart_keeps_data_and_versions() {
     let (sim, a) = sim().await;
     let c = post(a, CM, configmap("keep", json!({}))).await.json;
     let mut w = watch(a, &format!("{CM}?watch=1&resourceVersion={}", rv(&c))).await;
-    let restart = tokio::spawn({
-        let down = Duration::from_millis(500);
-        let faults = async move {
-            sim.restart(down).await.unwrap();
-            sim
-        };
-        faults
+    let restart = tokio::spawn(async move {
+        sim.restart(Duration::from_millis(1500)).await.unwrap();
+        sim
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
     // The watch was cut, and nobody can connect while the server is down.
     assert!(matches!(w.next(Duration::from_secs(2)).await, Next::End));
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
     let sim = restart.await.unwrap();
     let r = get(a, &format!("{CM}/keep")).await;
@@ -1076,16 +1143,29 @@ async fn restart_keeps_data_and_versions() {
     assert_eq!(w.event().await["object"]["metadata"]["name"], "after");
     assert_eq!(sim.counters().restarts, 1);
     // Through /_sim (answers first, then restarts).
+    let mut w = watch(a, &format!("{CM}?watch=1&resourceVersion={}", rv(&d))).await;
     assert_eq!(
-        post(a, "/_sim/faults/restart?downSeconds=0.3", json!({}))
+        post(a, "/_sim/faults/restart?downSeconds=1.5", json!({}))
             .await
             .status,
         200
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(matches!(w.next(Duration::from_secs(2)).await, Next::End));
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(get(a, &format!("{CM}/keep")).await.status, 200);
+    let back = Instant::now();
+    loop {
+        match try_call(a, "GET", &format!("{CM}/keep"), None, &[]).await {
+            Ok(r) => {
+                assert_eq!(r.status, 200);
+                break;
+            }
+            Err(_) if back.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the simulator did not come back: {e}"),
+        }
+    }
     sim.shutdown();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(try_call(a, "GET", CM, None, &[]).await.is_err());
@@ -1323,4 +1403,76 @@ async fn unknown_fields_follow_field_validation() {
     assert_eq!(r.status, 400);
     let r = post(a, &format!("{CM}?fieldValidation=Bogus"), typo("bogus")).await;
     assert_eq!(r.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_requests() {
+    let (sim, a) = sim_with(|c| c.token = Some("t".into())).await;
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let created = sim.create(&node).await.unwrap();
+    assert_eq!(created["metadata"]["name"], "n1");
+    let dup = sim.create(&node).await.unwrap_err();
+    assert_eq!(dup["reason"], "AlreadyExists");
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "l", "namespace": "kube-system"}, "spec": {"holderIdentity": "n1"}});
+    assert!(sim.create(&lease).await.is_ok());
+    assert!(sim
+        .create(&json!({"apiVersion": "v9", "kind": "Pod"}))
+        .await
+        .is_err());
+    let (code, got) = sim
+        .request(
+            "GET",
+            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/l",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (code, got["spec"]["holderIdentity"].as_str()),
+        (200, Some("n1"))
+    );
+    let (code, patched) = sim
+        .request(
+            "PATCH",
+            "/api/v1/nodes/n1/status",
+            Some(&json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}})),
+        )
+        .await;
+    assert_eq!(
+        (code, patched["status"]["conditions"][0]["status"].as_str()),
+        (200, Some("False"))
+    );
+    // The same objects over HTTP.
+    assert_eq!(
+        get(a, "/api/v1/nodes/n1").await.json["status"]["conditions"][0]["status"],
+        "False"
+    );
+    assert!(sim
+        .requests()
+        .iter()
+        .any(|r| r.user_agent == "ferrolb-lab/in-process"
+            && r.verb == "patch"
+            && r.subresource == "status"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_with_the_same_version_one_wins() {
+    let (_sim, a) = sim().await;
+    let svc = post(a, SVC, service("web", "LoadBalancer")).await.json;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let mut obj = svc.clone();
+        obj["status"] = json!({"loadBalancer": {"ingress": [{"ip": format!("192.0.2.{i}")}]}});
+        tasks.push(tokio::spawn(async move {
+            put(a, &format!("{SVC}/web/status"), obj).await.status
+        }));
+    }
+    let mut codes = Vec::new();
+    for t in tasks {
+        codes.push(t.await.unwrap());
+    }
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 19, "{codes:?}");
+    assert_eq!(rv(&get(a, &format!("{SVC}/web")).await.json), rv(&svc) + 1);
 }

@@ -40,7 +40,7 @@ pub struct ApiserverArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub bookmark_interval: Duration,
     /// How many changes are kept for resuming watches (older versions get 410 Gone).
-    #[arg(long, value_name = "N", default_value_t = 1000)]
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub history: usize,
     /// Refuse plain HTTP requests without the token too.
     #[arg(long)]

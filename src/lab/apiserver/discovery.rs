@@ -1,6 +1,6 @@
 //! Discovery documents: `/version`, `/api`, `/apis`, `/apis/{group}` and the
-//! `APIResourceList` of each group version (legacy, unaggregated discovery: kubectl asks for
-//! the aggregated form first and falls back when answered with plain `application/json`).
+//! `APIResourceList` of each group version, and the aggregated form of `/api` and `/apis`
+//! (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList`) that kubectl asks for first.
 
 use serde_json::{json, Value};
 
@@ -102,6 +102,73 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     )
 }
 
+/// The media type of aggregated discovery.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether an `Accept` header asks for aggregated discovery v2.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        let params: Vec<&str> = part.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+    })
+}
+
+fn gvk(def: &ResourceDef) -> Value {
+    json!({"group": def.group, "version": def.version, "kind": def.kind})
+}
+
+fn aggregated_group(group: &str) -> Value {
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .filter(|r| r.group == group)
+        .map(|def| {
+            let mut r = json!({
+                "resource": def.plural,
+                "responseKind": gvk(def),
+                "scope": if def.namespaced { "Namespaced" } else { "Cluster" },
+                "singularResource": def.singular,
+                "verbs": def.verbs(),
+            });
+            if !def.short_names.is_empty() {
+                r["shortNames"] = json!(def.short_names);
+            }
+            if !def.categories.is_empty() {
+                r["categories"] = json!(def.categories);
+            }
+            if def.status_subresource {
+                r["subresources"] = json!([{
+                    "subresource": "status",
+                    "responseKind": gvk(def),
+                    "verbs": ["get", "patch", "update"],
+                }]);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "metadata": {"name": group, "creationTimestamp": null},
+        "versions": [{"version": "v1", "resources": resources, "freshness": "Current"}],
+    })
+}
+
+/// Aggregated discovery of `/api` (`core = true`) or `/apis`.
+pub fn aggregated(core: bool) -> Value {
+    let items: Vec<Value> = if core {
+        vec![aggregated_group("")]
+    } else {
+        GROUPS.iter().map(|g| aggregated_group(g)).collect()
+    };
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +196,25 @@ mod tests {
         assert!(resource_list("apps", "v1").is_some());
         assert!(resource_list("apps", "v2").is_none());
         assert!(api_group("discovery.k8s.io").is_some());
+    }
+
+    #[test]
+    fn aggregated_discovery() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(kubectl));
+        assert!(!wants_aggregated("application/json"));
+        let core = aggregated(true);
+        let svc = core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "services")
+            .unwrap();
+        assert_eq!(svc["scope"], "Namespaced");
+        assert_eq!(svc["subresources"][0]["subresource"], "status");
+        assert_eq!(
+            aggregated(false)["items"].as_array().unwrap().len(),
+            GROUPS.len()
+        );
     }
 }

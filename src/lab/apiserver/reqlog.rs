@@ -1,6 +1,6 @@
-//! The request log and counters tests read: every request with its method, path, query, user
-//! agent and status, and what Kubernetes verb and resource it was (to check a client against
-//! its RBAC rules).
+//! The request log and counters tests read: every API request (not the simulator's own
+//! `/_sim/…` ones) with its method, path, query, user agent and status, and what Kubernetes
+//! verb and resource it was (to check a client against its RBAC rules).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -26,7 +26,8 @@ pub struct RequestRecord {
     /// Whether it came over HTTPS.
     pub tls: bool,
     /// The Kubernetes verb (`get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
-    /// `deletecollection`), `""` for non-resource requests.
+    /// `deletecollection`); for non-resource requests (`resource` empty: `/version`, `/api`,
+    /// `/openapi/v3`, …) the lowercased HTTP method, as RBAC's `nonResourceURLs` rules see it.
     pub verb: String,
     /// The API group (`""` for core).
     pub api_group: String,
@@ -38,13 +39,19 @@ pub struct RequestRecord {
     pub namespace: String,
     /// The object name, if any.
     pub name: String,
+    /// The request's `Content-Type` (writes), `""` when none.
+    pub content_type: String,
+    /// Whether a write carried a `metadata.resourceVersion` precondition (PUT and JSON merge
+    /// or strategic merge PATCH bodies; a JSON patch `test` of `/metadata/resourceVersion`
+    /// counts too).
+    pub precondition: bool,
 }
 
 /// Counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
-    /// Requests received (all paths).
+    /// API requests received (`/_sim/…` not counted).
     pub requests: u64,
     /// Requests answered with a failure injected by a fault.
     pub injected_failures: u64,

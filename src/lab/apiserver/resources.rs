@@ -149,7 +149,7 @@ pub static RESOURCES: &[ResourceDef] = &[
         true,
         "services",
         false,
-        false
+        true
     ),
     def!(
         "apps",

@@ -183,8 +183,26 @@ fn needs_node_ports(ty: &str) -> bool {
 }
 
 /// Defaults, validates and allocates a Service being created (`old = None`) or updated
-/// (`old` = the stored Service). Sets `status` to `{loadBalancer: {}}` on create.
+/// (`old` = the stored Service). The load-balancer status is reset on create and whenever the
+/// Service is not (or no longer) of type LoadBalancer.
 pub fn prepare(
+    obj: &mut Value,
+    old: Option<&Value>,
+    used: &mut Used,
+    ranges: &ServiceRanges,
+) -> ApiResult<()> {
+    prepare_spec(obj, old, used, ranges)?;
+    let ty = obj["spec"]["type"].as_str().unwrap_or("ClusterIP");
+    if old.is_none() || ty != "LoadBalancer" {
+        if !obj.get("status").is_some_and(Value::is_object) {
+            obj["status"] = json!({});
+        }
+        obj["status"]["loadBalancer"] = json!({});
+    }
+    Ok(())
+}
+
+fn prepare_spec(
     obj: &mut Value,
     old: Option<&Value>,
     used: &mut Used,
@@ -225,33 +243,50 @@ pub fn prepare(
     spec.entry("sessionAffinity")
         .or_insert_with(|| json!("None"));
 
-    // Type changed away from NodePort/LoadBalancer: drop what only those types carry, unless
-    // the writer changed it itself (dropTypeDependentFields).
+    // The type changed: drop what only the old type carries, unless the writer changed it
+    // too (the real strategy's dropTypeDependentFields).
     if let Some(os) = old_spec {
         let unchanged = |spec: &Map<String, Value>, k: &str| spec.get(k) == os.get(k);
-        if needs_node_ports(&old_type) && !needs_node_ports(&ty) {
-            if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-                for p in ports.iter_mut() {
-                    let same = os
-                        .get("ports")
-                        .and_then(Value::as_array)
-                        .is_some_and(|ops| {
-                            ops.iter().any(|op| {
-                                op["port"] == p["port"] && op["nodePort"] == p["nodePort"]
-                            })
-                        });
-                    if same {
-                        if let Some(m) = p.as_object_mut() {
-                            m.remove("nodePort");
-                        }
-                    }
-                }
-            }
-            for k in ["healthCheckNodePort", "externalTrafficPolicy"] {
+        let old_external_ips = os
+            .get("externalIPs")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        let new_external_ips = spec
+            .get("externalIPs")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+        if old_type != "ExternalName" && ty == "ExternalName" {
+            for k in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
                 if unchanged(spec, k) {
                     spec.remove(k);
                 }
             }
+        }
+        if needs_node_ports(&old_type) && !needs_node_ports(&ty) {
+            let node_ports = |ports: Option<&Value>| -> HashSet<u64> {
+                ports
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["nodePort"].as_u64().filter(|n| *n != 0))
+                    .collect()
+            };
+            // No net-new node ports: they were allocated, not asked for; wipe them all.
+            if node_ports(spec.get("ports")).is_subset(&node_ports(os.get("ports"))) {
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+                        p.remove("nodePort");
+                    }
+                }
+            }
+        }
+        let needs_hc = |t: &str, s: &Map<String, Value>| {
+            t == "LoadBalancer"
+                && s.get("externalTrafficPolicy").and_then(Value::as_str) == Some("Local")
+        };
+        if needs_hc(&old_type, os) && !needs_hc(&ty, spec) && unchanged(spec, "healthCheckNodePort")
+        {
+            spec.remove("healthCheckNodePort");
         }
         if old_type == "LoadBalancer" && ty != "LoadBalancer" {
             for k in ["allocateLoadBalancerNodePorts", "loadBalancerClass"] {
@@ -259,6 +294,15 @@ pub fn prepare(
                     spec.remove(k);
                 }
             }
+        }
+        let accessible = |t: &str, ext: bool| {
+            t == "LoadBalancer" || t == "NodePort" || (t == "ClusterIP" && ext)
+        };
+        if accessible(&old_type, old_external_ips)
+            && !accessible(&ty, new_external_ips)
+            && unchanged(spec, "externalTrafficPolicy")
+        {
+            spec.remove("externalTrafficPolicy");
         }
     }
 
@@ -636,11 +680,7 @@ pub fn prepare(
             spec.remove("healthCheckNodePort");
         }
     }
-    ctx.finish()?;
-    if old.is_none() {
-        obj["status"] = json!({"loadBalancer": {}});
-    }
-    Ok(())
+    ctx.finish()
 }
 
 fn allocate_ip(v6: bool, used: &Used, ranges: &ServiceRanges) -> Option<IpAddr> {
@@ -798,6 +838,50 @@ mod tests {
         assert!(new["spec"].get("externalTrafficPolicy").is_none());
         assert!(new["spec"].get("allocateLoadBalancerNodePorts").is_none());
         assert_eq!(new["spec"]["clusterIP"], old["spec"]["clusterIP"]);
+        // ... and the load-balancer status.
+        let mut with_status = old.clone();
+        with_status["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+        let mut new = with_status.clone();
+        new["spec"]["type"] = json!("NodePort");
+        prepare(
+            &mut new,
+            Some(&with_status),
+            &mut Used::default(),
+            &ServiceRanges::default(),
+        )
+        .unwrap();
+        assert_eq!(new["status"], json!({"loadBalancer": {}}));
+        assert_eq!(
+            new["spec"]["ports"][0]["nodePort"],
+            old["spec"]["ports"][0]["nodePort"]
+        );
+        assert_eq!(new["spec"]["externalTrafficPolicy"], "Cluster");
+        // A LoadBalancer keeps its status on spec updates.
+        let mut new = with_status.clone();
+        new["spec"]["ports"][0]["targetPort"] = json!(81);
+        prepare(
+            &mut new,
+            Some(&with_status),
+            &mut Used::default(),
+            &ServiceRanges::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            new["status"]["loadBalancer"]["ingress"][0]["ip"],
+            "192.0.2.1"
+        );
+        // To ExternalName: the cluster IPs go.
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ExternalName");
+        new["spec"]["externalName"] = json!("example.com");
+        prepare(
+            &mut new,
+            Some(&old),
+            &mut Used::default(),
+            &ServiceRanges::default(),
+        )
+        .unwrap();
+        assert!(new["spec"].get("clusterIP").is_none() && new["spec"].get("clusterIPs").is_none());
         // The cluster IP may not change.
         let mut new = old.clone();
         new["spec"]["clusterIP"] = json!("10.96.255.254");

@@ -191,6 +191,17 @@ impl ApiError {
         err
     }
 
+    /// 422 `Invalid` about a request parameter (no object involved).
+    pub fn invalid_simple(field: &str, message: &str) -> Self {
+        let mut err = ApiError::new(422, "Invalid", format!("{field}: {message}"));
+        err.causes = vec![Cause {
+            reason: "FieldValueForbidden",
+            field: field.to_string(),
+            message: message.to_string(),
+        }];
+        err
+    }
+
     /// 429 `TooManyRequests` with `Retry-After`.
     pub fn too_many_requests(retry_after: u64) -> Self {
         let mut err = ApiError::new(

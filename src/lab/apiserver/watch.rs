@@ -39,6 +39,9 @@ impl Filter {
 }
 
 struct Stream {
+    /// Changes at or below this version are not sent (a watch from a future version starts
+    /// after it).
+    after: u64,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Bytes>,
     filter: Filter,
@@ -56,17 +59,38 @@ pub fn start(
     let def = target.def;
     let labels = LabelSelector::parse(query.get("labelSelector").map_or("", String::as_str))?;
     let fields = FieldSelector::parse(query.get("fieldSelector").map_or("", String::as_str), def)?;
+    let bookmarks = matches!(
+        query.get("allowWatchBookmarks").map(String::as_str),
+        Some("1" | "true" | "True")
+    );
+    // Streaming lists (`sendInitialEvents=true`): the current objects, then a bookmark
+    // annotated `k8s.io/initial-events-end`, then changes.
+    let initial_events = matches!(
+        query.get("sendInitialEvents").map(String::as_str),
+        Some("1" | "true" | "True")
+    );
+    if initial_events {
+        if !bookmarks {
+            return Err(ApiError::invalid_simple(
+                "sendInitialEvents",
+                "Forbidden: sendInitialEvents is forbidden for watch unless allowWatchBookmarks=true",
+            ));
+        }
+        if query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") {
+            return Err(ApiError::invalid_simple(
+                "resourceVersionMatch",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan",
+            ));
+        }
+    }
     let from = match query.get("resourceVersion").map(String::as_str) {
+        _ if initial_events => None,
         None | Some("") | Some("0") => None,
         Some(s) => Some(
             s.parse::<u64>()
                 .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?,
         ),
     };
-    let bookmarks = matches!(
-        query.get("allowWatchBookmarks").map(String::as_str),
-        Some("1" | "true" | "True")
-    );
     let timeout = match query.get("timeoutSeconds").filter(|s| !s.is_empty()) {
         Some(s) => Duration::from_secs(
             s.parse::<u64>()
@@ -86,14 +110,16 @@ pub fn start(
     };
     let forced = shared.faults.take_watch_expiry();
     let sub = if forced {
-        let floor = shared.store.resource_version();
-        Err(too_old(from.unwrap_or(floor.saturating_sub(1)), floor))
+        // As if the history had just been compacted up to now.
+        let now = shared.store.resource_version();
+        Err(too_old(from.unwrap_or(0), now))
     } else {
         shared
             .store
             .subscribe(from, def.storage, target.namespace.as_deref())
     };
     let mut stream = Stream {
+        after: from.unwrap_or(0),
         shared: shared.clone(),
         tx,
         filter,
@@ -103,7 +129,7 @@ pub fn start(
     tokio::spawn(async move {
         RequestLog::bump(&stream.shared.log.watches_active);
         match sub {
-            Ok(sub) => stream.run(sub, bookmarks, timeout).await,
+            Ok(sub) => stream.run(sub, bookmarks, initial_events, timeout).await,
             Err(err) => {
                 let line = json!({"type": "ERROR", "object": err.to_status()});
                 stream.send_line(&line).await;
@@ -161,6 +187,9 @@ impl Stream {
     /// Sends a change if it concerns this watch; false when the client is gone.
     async fn process(&mut self, ev: &StoreEvent) -> bool {
         self.progress = self.progress.max(ev.rv);
+        if ev.rv <= self.after {
+            return true;
+        }
         let f = &self.filter;
         if ev.storage != f.def.storage
             || f.namespace.as_deref().is_some_and(|ns| ns != ev.namespace)
@@ -180,7 +209,26 @@ impl Stream {
         self.send_event(kind, &ev.object).await
     }
 
-    async fn run(&mut self, sub: Subscription, bookmarks: bool, timeout: Duration) {
+    fn bookmark(&self, initial_events_end: bool) -> Value {
+        let mut metadata =
+            json!({"resourceVersion": self.progress.to_string(), "creationTimestamp": null});
+        if initial_events_end {
+            metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+        }
+        json!({"type": "BOOKMARK", "object": {
+            "kind": self.filter.def.kind,
+            "apiVersion": self.filter.def.api_version(),
+            "metadata": metadata,
+        }})
+    }
+
+    async fn run(
+        &mut self,
+        sub: Subscription,
+        bookmarks: bool,
+        initial_events: bool,
+        timeout: Duration,
+    ) {
         let Subscription {
             backlog,
             mut live,
@@ -192,6 +240,13 @@ impl Stream {
         drops.borrow_and_update();
         for obj in &snapshot {
             if self.filter.matches(obj) && !self.send_event(EventType::Added, obj).await {
+                return;
+            }
+        }
+        if initial_events {
+            let end = self.bookmark(true);
+            RequestLog::bump(&self.shared.log.bookmarks);
+            if !self.send_line(&end).await {
                 return;
             }
         }
@@ -214,11 +269,7 @@ impl Stream {
                 _ = drops.changed() => return,
                 _ = self.tx.closed() => return,
                 _ = tick.tick(), if bookmarks => {
-                    let bookmark = json!({"type": "BOOKMARK", "object": {
-                        "kind": self.filter.def.kind,
-                        "apiVersion": self.filter.def.api_version(),
-                        "metadata": {"resourceVersion": self.progress.to_string(), "creationTimestamp": null},
-                    }});
+                    let bookmark = self.bookmark(false);
                     RequestLog::bump(&self.shared.log.bookmarks);
                     if !self.send_line(&bookmark).await {
                         return;
