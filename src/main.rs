@@ -84,18 +84,25 @@ fn main() -> ExitCode {
     }
 }
 
-#[cfg(feature = "lab")]
-fn lab_demo() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+/// The async runtime; two workers are plenty for a host daemon.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
-        Ok(runtime) => runtime,
+        Ok(runtime) => Some(runtime),
         Err(error) => {
             eprintln!("ferrolb: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+#[cfg(feature = "lab")]
+fn lab_demo() -> ExitCode {
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(ferrolb::lab::demo::run()) {
         Ok(report) => {
@@ -213,16 +220,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         eprintln!("ferrolb: {error}");
         return ExitCode::FAILURE;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("ferrolb: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime() else {
+        return ExitCode::FAILURE;
     };
     match runtime.block_on(ferrolb::daemon::run(opts, loaded)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -141,11 +141,8 @@ impl Client {
         path: &str,
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
-        let body = to_body(body, "application/json")?;
-        let resp = self
-            .send(Method::POST, path, &[], body, REQUEST_TIMEOUT)
-            .await?;
-        decode(resp, "POST").await
+        self.write(Method::POST, path, "application/json", body)
+            .await
     }
 
     /// PUT a whole object (its `metadata.resourceVersion` is the precondition).
@@ -154,11 +151,8 @@ impl Client {
         path: &str,
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
-        let body = to_body(body, "application/json")?;
-        let resp = self
-            .send(Method::PUT, path, &[], body, REQUEST_TIMEOUT)
-            .await?;
-        decode(resp, "PUT").await
+        self.write(Method::PUT, path, "application/json", body)
+            .await
     }
 
     /// PATCH an object.
@@ -168,11 +162,22 @@ impl Client {
         kind: PatchType,
         body: &impl serde::Serialize,
     ) -> Result<T, KubeError> {
-        let body = to_body(body, kind.content_type())?;
-        let resp = self
-            .send(Method::PATCH, path, &[], body, REQUEST_TIMEOUT)
-            .await?;
-        decode(resp, "PATCH").await
+        self.write(Method::PATCH, path, kind.content_type(), body)
+            .await
+    }
+
+    /// Sends a JSON body and decodes the answer.
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &'static str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, KubeError> {
+        let name = method_name(&method);
+        let body = to_body(body, content_type)?;
+        let resp = self.send(method, path, &[], body, REQUEST_TIMEOUT).await?;
+        decode(resp, name).await
     }
 
     /// DELETE an object.
