@@ -84,7 +84,11 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     let (svc_tx, mut svc_rx) = mpsc::channel::<Update<ServiceInfo>>(1024);
     let (node_tx, mut node_rx) = mpsc::channel::<Update<NodeInfo>>(256);
     let (slice_tx, mut slice_rx) = mpsc::channel::<Update<EndpointSliceInfo>>(1024);
-    tokio::spawn(reflector::run(client.clone(), settings.clone(), svc_tx.clone()));
+    tokio::spawn(reflector::run(
+        client.clone(),
+        settings.clone(),
+        svc_tx.clone(),
+    ));
     tokio::spawn(reflector::run(client.clone(), settings.clone(), node_tx));
     tokio::spawn(reflector::run(client.clone(), settings, slice_tx));
 
@@ -155,7 +159,11 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                 current.config.kubernetes.load_balancer_class.clone(),
             );
             actions.extend(c.start(state.services.iter()));
-            tracing::info!(allocated = c.allocated(), pending = c.pending(), "allocator started");
+            tracing::info!(
+                allocated = c.allocated(),
+                pending = c.pending(),
+                "allocator started"
+            );
             controller = Some(c);
         }
         for action in actions {
@@ -174,7 +182,10 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     }
     notify::stopping();
     let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(RELEASE_TIMEOUT, election).await.is_err() {
+    if tokio::time::timeout(RELEASE_TIMEOUT, election)
+        .await
+        .is_err()
+    {
         tracing::warn!("the Lease release did not finish in time; it expires by itself");
     }
     Ok(())

@@ -58,7 +58,9 @@ pub async fn run(
                         Err(e) if e.is_not_found() => {
                             let _ = reread.send(Update::Deleted(key)).await;
                         }
-                        Err(e) => tracing::warn!(service = %key, error = %e, "re-read failed; the next watch event or resync decides again"),
+                        Err(e) => {
+                            tracing::warn!(service = %key, error = %e, "re-read failed; the next watch event or resync decides again")
+                        }
                     }
                 });
             }
@@ -66,11 +68,7 @@ pub async fn run(
     }
 }
 
-async fn perform(
-    client: &Client,
-    events: &EventRecorder,
-    action: Action,
-) -> Result<(), KubeError> {
+async fn perform(client: &Client, events: &EventRecorder, action: Action) -> Result<(), KubeError> {
     match action {
         Action::Write {
             key,
@@ -130,5 +128,8 @@ fn record(events: &EventRecorder, svc: &ServiceInfo, note: Option<Note>) {
 
 async fn read(client: &Client, key: &ObjectKey) -> Result<ServiceInfo, KubeError> {
     let path = format!("/api/v1/namespaces/{}/services/{}", key.namespace, key.name);
-    client.get::<Service>(&path, &[]).await.map(ServiceInfo::from)
+    client
+        .get::<Service>(&path, &[])
+        .await
+        .map(ServiceInfo::from)
 }

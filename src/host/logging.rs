@@ -47,7 +47,9 @@ pub fn init(level: &str, format: Format) -> Result<(), LoggingError> {
     let result = match (format, under_systemd) {
         (Format::Json, _) => builder.json().flatten_event(true).try_init(),
         (Format::Text, true) => builder.without_time().with_ansi(false).try_init(),
-        (Format::Text, false) => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        (Format::Text, false) => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
     };
     result.map_err(|_| LoggingError::AlreadySet)
 }

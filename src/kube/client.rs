@@ -184,14 +184,12 @@ impl Client {
 
     /// Opens a watch; the stream ends when the server closes it, when no byte (not even a
     /// bookmark) arrives for `idle`, or at the first transport error.
-    pub async fn watch<T: DeserializeOwned>(
+    pub async fn watch<T: DeserializeOwned + Send + 'static>(
         &self,
         path: &str,
         query: &[(&str, String)],
         idle: Duration,
     ) -> Result<impl Stream<Item = Result<WatchEvent<T>, KubeError>> + Send + 'static, KubeError>
-    where
-        T: Send + 'static,
     {
         let mut query = query.to_vec();
         query.push(("watch", "true".to_string()));

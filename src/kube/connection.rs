@@ -156,11 +156,11 @@ impl TokenReader {
         match &self.source {
             TokenSource::None => Ok(None),
             TokenSource::Static(token) => Ok(Some(token.clone())),
-            TokenSource::File(path) => self.from_file(path).await.map(Some),
+            TokenSource::File(path) => self.read_file(path).await.map(Some),
         }
     }
 
-    async fn from_file(&self, path: &Path) -> Result<String, KubeError> {
+    async fn read_file(&self, path: &Path) -> Result<String, KubeError> {
         let read_err = |source| KubeError::ReadFile {
             what: "token file",
             path: path.to_path_buf(),

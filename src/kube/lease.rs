@@ -253,7 +253,7 @@ async fn attempt(
     match write(client, path, collection, settings, step).await {
         Ok(lease) => Ok((LeaseRecord::from_lease(&lease), true)),
         // Another candidate wrote first: it leads; we will read its record next round.
-        Err(e) if e.is_conflict() => Ok((current.unwrap_or_else(|| empty_record()), false)),
+        Err(e) if e.is_conflict() => Ok((current.unwrap_or_else(empty_record), false)),
         Err(e) => Err(e),
     }
 }
