@@ -469,6 +469,11 @@ impl Lab {
     /// SIGTERM, then waits up to `timeout` for it to exit (SIGKILL and panic if it does not).
     pub fn terminate(&self, p: Proc, timeout: Duration) -> ExitStatus {
         self.signal(p, "TERM");
+        self.wait_exit(p, timeout)
+    }
+
+    /// Waits up to `timeout` for `p` to exit (SIGKILL and panic if it does not).
+    pub fn wait_exit(&self, p: Proc, timeout: Duration) -> ExitStatus {
         let start = Instant::now();
         loop {
             if let Some(status) = self.exit_status(p) {
@@ -476,10 +481,7 @@ impl Lab {
             }
             if start.elapsed() > timeout {
                 self.kill(p);
-                panic!(
-                    "process {} did not stop within {timeout:?} of SIGTERM",
-                    p.pid
-                );
+                panic!("process {} did not exit within {timeout:?}", p.pid);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
