@@ -166,3 +166,90 @@ fn three_daemons_one_allocator_takeover_and_restarts() {
     }
     assert_rbac(&api);
 }
+
+/// The timestamp that starts a log line holding `needle` (RFC 3339, UTC, fixed width: compares
+/// as text).
+fn logged_at(d: &Daemon, needle: &str) -> Option<String> {
+    d.log_text()
+        .lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_string)
+}
+
+#[test]
+fn a_holder_cut_off_from_the_api_stops_allocating_before_another_takes_over() {
+    let lab = Lab::new("flb-cut");
+    let api_host = lab.host("api", "10.250.8.2/24", None);
+    let hosts = [
+        lab.host("n1", "10.250.8.11/24", None),
+        lab.host("n2", "10.250.8.12/24", None),
+    ];
+    let api = lab.apiserver(&api_host, &ApiserverOptions::default());
+    let configs: Vec<PathBuf> = hosts
+        .iter()
+        .map(|h| {
+            lab.ferrolb_config(
+                &NodeConfig::new(&h.name, &api.kubeconfig)
+                    .pool(PoolConfig::new("default", &["10.250.8.100-10.250.8.199"])),
+            )
+        })
+        .collect();
+    let watch = SvcWatch::start(&lab, &api);
+    let n1 = lab.start_ferrolb(&hosts[0], &configs[0]);
+    wait_lease_holder(&api, Duration::from_secs(20), |h| h == "n1");
+    let n2 = lab.start_ferrolb(&hosts[1], &configs[1]);
+    let first: Vec<String> = (0..5).map(|i| format!("a-{i}")).collect();
+    let pool = (addr("10.250.8.100"), addr("10.250.8.199"));
+    apply(&api, &first.iter().map(|n| lb(n)).collect::<Vec<_>>());
+    let refs: Vec<&str> = first.iter().map(String::as_str).collect();
+    wait_allocated(&api, &refs, Duration::from_secs(20));
+
+    // Pull n1's cable: it can no longer renew; n2 takes the Lease once it expires.
+    let pulled = Instant::now();
+    lab.cable(&hosts[0], false);
+    wait_lease_holder(&api, Duration::from_secs(30), |h| h == "n2");
+    eprintln!(
+        "n1's cable pulled: n2 holds the Lease {:?} later",
+        pulled.elapsed()
+    );
+    // While n1 is cut off, n2 allocates; one of n1's Services goes away.
+    api.kubectl_ok(&["delete", "svc", "a-0"]);
+    let second: Vec<String> = (0..5).map(|i| format!("b-{i}")).collect();
+    apply(&api, &second.iter().map(|n| lb(n)).collect::<Vec<_>>());
+    let refs: Vec<&str> = second.iter().map(String::as_str).collect();
+    wait_allocated(&api, &refs, Duration::from_secs(20));
+    // n1 gave up leading on its own, within renew_deadline, before n2 took over: there was
+    // never a moment with two allocators.
+    let stepped_down = logged_at(&n1, "stepping down");
+    let acquired = logged_at(&n2, "acquired the allocator lease");
+    eprintln!("n1 stepped down at {stepped_down:?}; n2 acquired at {acquired:?}");
+    assert!(
+        stepped_down.is_some() && stepped_down < acquired,
+        "n1 did not stop leading before n2 took over (n1 stepped down at {stepped_down:?}, n2 \
+         acquired at {acquired:?}):\n{}",
+        tail(&n1.log, 20)
+    );
+
+    // Plug it back in: n1 follows, writes nothing; every address stays where it is.
+    lab.cable(&hosts[0], true);
+    let healed = Instant::now();
+    apply(&api, &[lb("c-0")]);
+    let all = wait_allocated(&api, &["c-0"], Duration::from_secs(20));
+    let every: Vec<&str> = all.keys().map(String::as_str).collect();
+    assert_distinct_in(&all, &every, pool);
+    for e in events(&api) {
+        if e.reason == "IPAllocated" && (e.object.starts_with("b-") || e.object == "c-0") {
+            assert_eq!(e.host, "n2", "{e:?}");
+        }
+    }
+    eprintln!(
+        "after the cable was plugged back in: c-0 allocated {:?} later",
+        healed.elapsed()
+    );
+    let mut names: Vec<String> = all.into_keys().collect();
+    names.retain(|n| n != "a-0");
+    watch.assert_no_flaps(&names);
+    assert!(lab.running(n1.proc) && lab.running(n2.proc));
+    assert_rbac(&api);
+}
