@@ -67,6 +67,7 @@ fn fifty_services_get_distinct_addresses_from_the_pool() {
         false,
         vec![PoolConfig::new("default", &["10.250.1.100-10.250.1.159"])],
     );
+    let watch = SvcWatch::start(&lab, &api);
     let names = names("web", 50);
     let specs: Vec<SvcSpec> = names.iter().map(|n| lb(n)).collect();
     let applied = Instant::now();
@@ -129,6 +130,8 @@ fn fifty_services_get_distinct_addresses_from_the_pool() {
             .all(|e| e.host == "n1" && e.kind == "Normal" && e.count == 1),
         "{evs:?}"
     );
+    // Each Service's status was written once: kubectl get -w never saw it change afterwards.
+    watch.assert_no_flaps(&lab, &names);
     assert!(lab.running(daemon.proc));
     assert_rbac(&api);
 }
@@ -561,5 +564,47 @@ fn exhausted_pool_reports_keeps_pending_and_serves_the_first_freed_address() {
         .collect();
     assert!(failed.len() == 1 && failed[0].count == 1, "{failed:?}");
     assert!(lab.running(daemon.proc));
+    assert_rbac(&api);
+}
+
+#[test]
+fn a_world_readable_kubeconfig_is_a_warning_not_a_refusal() {
+    use std::os::unix::fs::PermissionsExt;
+    let lab = Lab::new("flb-perm");
+    let api_host = lab.host("api", "10.250.9.2/24", None);
+    let n1 = lab.host("n1", "10.250.9.11/24", None);
+    let api = lab.apiserver(&api_host, &ApiserverOptions::default());
+    let mode = std::fs::metadata(&api.kubeconfig)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the simulator writes its kubeconfig 0600");
+    let open = lab.write_file(
+        "kubeconfig-0644",
+        &std::fs::read_to_string(&api.kubeconfig).unwrap(),
+        0o644,
+    );
+    let text = NodeConfig::new("n1", &open)
+        .pool(PoolConfig::new("default", &["10.250.9.100-10.250.9.109"]))
+        .render();
+    let config = lab.write_file("n1.toml", &text, 0o600);
+    let mut check = std::process::Command::new(FERROLB);
+    check.arg("check-config").arg("--config").arg(&config);
+    let out = run_with_timeout(check, None, Duration::from_secs(20));
+    assert!(out.ok, "check-config refused it:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("can be read or written by others"),
+        "check-config does not warn:\n{}",
+        out.stderr
+    );
+    // ferrolb run warns too, and runs.
+    let daemon = lab.start_ferrolb(&n1, &config);
+    assert!(daemon
+        .log_text()
+        .contains("can be read or written by others"));
+    wait_lease_holder(&api, Duration::from_secs(20), |h| h == "n1");
+    apply(&api, &[lb("web")]);
+    wait_allocated(&api, &["web"], Duration::from_secs(20));
     assert_rbac(&api);
 }

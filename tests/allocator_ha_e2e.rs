@@ -160,7 +160,7 @@ fn three_daemons_one_allocator_takeover_and_restarts() {
     // kubectl get -w saw every state: no Service's status ever went away or changed.
     let names: Vec<String> = services(&api).into_keys().collect();
     assert_eq!(names.len(), 35);
-    watch.assert_no_flaps(&names);
+    watch.assert_no_flaps(&lab, &names);
     for d in &daemons {
         assert!(lab.running(d.proc), "{} exited", d.node);
     }
@@ -249,7 +249,7 @@ fn a_holder_cut_off_from_the_api_stops_allocating_before_another_takes_over() {
     );
     let mut names: Vec<String> = all.into_keys().collect();
     names.retain(|n| n != "a-0");
-    watch.assert_no_flaps(&names);
+    watch.assert_no_flaps(&lab, &names);
     assert!(lab.running(n1.proc) && lab.running(n2.proc));
     assert_rbac(&api);
 }

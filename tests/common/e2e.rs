@@ -423,8 +423,8 @@ pub struct SvcWatch {
 }
 
 impl SvcWatch {
-    /// Starts the watch and waits until kubectl has printed the initial list (it prints at
-    /// least one object when `expect_initial` is set) or opened its watch.
+    /// Starts the watch and waits until kubectl has opened it (the simulator logged kubectl's
+    /// watch request).
     pub fn start(lab: &Lab, api: &Api) -> SvcWatch {
         let before = kubectl_watches(api);
         let log = lab.path("kubectl-watch.log");
@@ -479,8 +479,13 @@ impl SvcWatch {
     }
 
     /// Panics unless every one of `names`, once it showed addresses, kept exactly those in
-    /// every later state kubectl printed (and was not deleted).
-    pub fn assert_no_flaps(&self, names: &[String]) {
+    /// every later state kubectl printed (and was not deleted), and kubectl is still watching
+    /// (so it saw the whole test).
+    pub fn assert_no_flaps(&self, lab: &Lab, names: &[String]) {
+        assert!(
+            lab.running(self.proc),
+            "kubectl get -w stopped watching before the end of the test"
+        );
         for name in names {
             let history = self.history(name);
             let mut first: Option<&Vec<IpAddr>> = None;
