@@ -330,6 +330,75 @@ fn requested_addresses_pool_annotations_and_auto_assign() {
     for (name, _, want) in &wanted {
         assert_eq!(column[*name], *want, "{name}");
     }
+
+    // A changed request moves that Service, and only it.
+    let before = services(&api);
+    api.kubectl_ok(&[
+        "annotate",
+        "--overwrite",
+        "svc",
+        "by-ferrolb",
+        "ferrolb.io/loadBalancerIPs=10.250.3.115",
+    ]);
+    wait_service(
+        &api,
+        "by-ferrolb",
+        "moves to .115",
+        Duration::from_secs(20),
+        |s| s.ingress == vec![ip("10.250.3.115")] && s.pool() == Some("default"),
+    );
+    let mut others = before.clone();
+    others.retain(|n, _| n != "by-ferrolb" && ok.contains(&n.as_str()));
+    assert_untouched(
+        &others,
+        &services(&api),
+        "after by-ferrolb's request changed",
+    );
+    assert!(lab.running(daemon.proc));
+    assert_rbac(&api);
+}
+
+#[test]
+fn a_configured_load_balancer_class_selects_the_services() {
+    let lab = Lab::new("flb-cls");
+    let api_host = lab.host("api", "10.250.10.2/24", None);
+    let n1 = lab.host("n1", "10.250.10.11/24", None);
+    let api = lab.apiserver(&api_host, &ApiserverOptions::default());
+    let mut config = NodeConfig::new("n1", &api.kubeconfig)
+        .pool(PoolConfig::new("default", &["10.250.10.100-10.250.10.109"]));
+    config.kubernetes_extra = "load_balancer_class = \"ferrolb.io/lb\"\n".into();
+    let config = lab.ferrolb_config(&config);
+    let daemon = lab.start_ferrolb(&n1, &config);
+    wait_lease_holder(&api, Duration::from_secs(20), |h| h == "n1");
+    apply(
+        &api,
+        &[
+            lb("no-class"),
+            lb("other-class").class("other.example/lb"),
+            lb("ours").class("ferrolb.io/lb"),
+        ],
+    );
+    let all = wait_allocated(&api, &["ours"], Duration::from_secs(20));
+    // ours was created last: the daemon has decided about the other two by now.
+    for name in ["no-class", "other-class"] {
+        assert!(
+            all[name].ingress.is_empty() && all[name].pool().is_none(),
+            "{:?}",
+            all[name]
+        );
+        let touched: Vec<Request> = api
+            .requests()
+            .into_iter()
+            .filter(|r| r.is_ferrolb() && r.resource == "services" && r.name == name)
+            .collect();
+        assert!(
+            touched.is_empty(),
+            "ferrolb sent requests about {name}: {touched:?}"
+        );
+    }
+    let column = external_ip_column(&api);
+    assert_eq!(column["no-class"], "<pending>");
+    assert_eq!(column["ours"], all["ours"].ingress[0].to_string());
     assert!(lab.running(daemon.proc));
     assert_rbac(&api);
 }

@@ -125,6 +125,32 @@ fn three_daemons_one_allocator_takeover_and_restarts() {
     // The killed daemon comes back as a follower.
     daemons[victim] = lab.start_ferrolb(&hosts[victim], &configs[victim]);
 
+    // --- SIGTERM the holder alone: it releases the Lease and another takes it at once ---
+    let before = services(&api);
+    let leaving = daemons
+        .iter()
+        .position(|d| d.node == successor)
+        .expect("the holder runs");
+    let stopped = Instant::now();
+    let status = lab.terminate(daemons[leaving].proc, Duration::from_secs(15));
+    assert!(status.success(), "{successor} stopped with {status}");
+    let next = wait_lease_holder(&api, Duration::from_secs(30), |h| h != successor);
+    eprintln!(
+        "lease handover after SIGTERM of {successor}: {next} holds it {:?} after the signal",
+        stopped.elapsed()
+    );
+    assert!(
+        daemons[leaving]
+            .log_text()
+            .contains("released the allocator lease"),
+        "{successor} did not release the Lease:\n{}",
+        tail(&daemons[leaving].log, 20)
+    );
+    let all = create_and_allocate(&api, &["u-00".to_string()]);
+    assert_eq!(allocated_by(&api).get("u-00"), Some(&vec![next.clone()]));
+    assert_untouched(&before, &all, "after the handover on SIGTERM");
+    daemons[leaving] = lab.start_ferrolb(&hosts[leaving], &configs[leaving]);
+
     // --- restart all three, five times: every Service keeps its address ---
     for round in 1..=5 {
         let before = services(&api);
@@ -159,7 +185,7 @@ fn three_daemons_one_allocator_takeover_and_restarts() {
 
     // kubectl get -w saw every state: no Service's status ever went away or changed.
     let names: Vec<String> = services(&api).into_keys().collect();
-    assert_eq!(names.len(), 35);
+    assert_eq!(names.len(), 36);
     watch.assert_no_flaps(&lab, &names);
     for d in &daemons {
         assert!(lab.running(d.proc), "{} exited", d.node);
