@@ -185,10 +185,20 @@ pub async fn run(
     let mut last_renew: Option<Instant> = None;
     let mut last_record: Option<LeaseRecord> = None;
     loop {
-        let result = attempt(&client, &path, &collection, &settings, &mut elector).await;
+        // A holder stops leading once renew_deadline has passed since its last renewal, also
+        // while a request hangs (a cut cable answers nothing until the 30 s request timeout):
+        // each attempt gets only what is left of the deadline.
+        let budget = match last_renew {
+            Some(at) if *leading.borrow() => {
+                (at + settings.renew_deadline).saturating_duration_since(Instant::now())
+            }
+            _ => settings.renew_deadline,
+        };
+        let attempted = attempt(&client, &path, &collection, &settings, &mut elector);
+        let result = tokio::time::timeout(budget, attempted).await;
         let now = Instant::now();
         match result {
-            Ok((record, true)) => {
+            Ok(Ok((record, true))) => {
                 if !*leading.borrow() {
                     tracing::info!(lease = %settings.name, identity = elector.identity(), transitions = record.transitions, "acquired the allocator lease");
                 }
@@ -196,15 +206,22 @@ pub async fn run(
                 last_record = Some(record);
                 leading.send_replace(true);
             }
-            Ok((record, false)) => {
+            Ok(Ok((record, false))) => {
                 if *leading.borrow() {
                     tracing::warn!(lease = %settings.name, holder = %record.holder, "lost the allocator lease");
                 }
                 last_record = Some(record);
                 leading.send_replace(false);
             }
-            Err(error) => {
-                tracing::warn!(lease = %settings.name, %error, "lease attempt failed");
+            failed => {
+                match failed {
+                    Ok(Err(error)) => {
+                        tracing::warn!(lease = %settings.name, %error, "lease attempt failed")
+                    }
+                    _ => {
+                        tracing::warn!(lease = %settings.name, timeout = ?budget, "lease attempt timed out")
+                    }
+                }
                 let overdue = last_renew
                     .is_none_or(|at| now.saturating_duration_since(at) >= settings.renew_deadline);
                 if *leading.borrow() && overdue {

@@ -1,6 +1,10 @@
-//! Shared helpers for the API simulator tests: a minimal HTTP/1.1 client (one connection per
-//! request) and a watch-stream reader.
+//! Shared helpers for the integration tests: a minimal HTTP/1.1 client (one connection per
+//! request) and a watch-stream reader for the API simulator tests; the network-namespace lab
+//! ([`netlab`]) and ferrolb's kubectl-side checks ([`e2e`]) for the end-to-end tests.
 #![allow(dead_code)]
+
+pub mod e2e;
+pub mod netlab;
 
 use std::net::SocketAddr;
 use std::time::Duration;
