@@ -1,11 +1,13 @@
 //! The allocator: who holds which address, and the decision for one Service or a whole batch.
 //!
 //! State is kept so that one more Service costs `O(log n)` however many are allocated:
-//! - per pool and family, the taken addresses as maximal runs ([`super::space`]), so the lowest
+//! - per pool and family, the taken addresses as maximal runs (module `space`), so the lowest
 //!   free address is one or two B-tree look-ups away;
 //! - an index address → holders (sorted keys), for sharing and for "in use by `ns/name`";
-//! - an index sharing key → `(pool, address)` of the addresses shared under that key, so a
-//!   Service that may share finds an address to join without looking at other Services;
+//! - an index of shared addresses by sharing group (key and backends), then by the set of
+//!   ports already used on them, so a Service that may share finds an address to join by
+//!   looking at one candidate per distinct port set — not at every address of its group, and
+//!   never at other Services;
 //! - per Service, a small record: its addresses, pool, sharing terms, pinned pool.
 //!
 //! Nothing here reads a clock or does IO; the same calls in the same order give the same
@@ -17,8 +19,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::pool::{Pool, PoolTable, PoolUsage};
 use super::range::{to_u128, Family};
 use super::reason::{AllocError, Exhausted};
+use super::service::Port;
 use super::service::{IpFamilyPolicy, ServiceKey, ServiceSpec};
-use super::sharing::{self, Sharing};
+use super::sharing::{self, Group, Sharing};
 
 /// The addresses a Service gets and the pool they come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,7 +71,12 @@ struct Holders {
     pool: usize,
     /// Sorted.
     keys: Vec<ServiceKey>,
+    /// The ports the sharing holders use on it (sorted): its signature in the sharing index.
+    ports: Vec<Port>,
 }
+
+/// Shared addresses of one sharing group, by the ports used on them.
+type BySignature = BTreeMap<Vec<Port>, BTreeSet<(usize, IpAddr)>>;
 
 /// Hands out addresses from pools to Services and remembers who holds what.
 ///
@@ -79,7 +87,7 @@ pub struct Allocator {
     pools: PoolTable,
     services: BTreeMap<ServiceKey, Record>,
     addresses: BTreeMap<IpAddr, Holders>,
-    shared: BTreeMap<String, BTreeSet<(usize, IpAddr)>>,
+    shared: BTreeMap<Group, BySignature>,
 }
 
 /// Decides every Service at once, as the allocator does when it takes the Lease: first every
@@ -605,7 +613,8 @@ impl Allocator {
         Ok(())
     }
 
-    /// The lowest address of `family` in `pool` shared under the Service's key that it may join.
+    /// The lowest address of `family` in `pool` shared in the Service's group that it may join:
+    /// the lowest of each port signature disjoint from the Service's ports.
     fn joinable(
         &self,
         pool: usize,
@@ -613,7 +622,8 @@ impl Allocator {
         key: &ServiceKey,
         terms: Option<&Sharing>,
     ) -> Option<IpAddr> {
-        let set = self.shared.get(&terms?.key)?;
+        let terms = terms?;
+        let buckets = self.shared.get(&terms.group)?;
         let (lo, hi) = match family {
             Family::V4 => (
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -625,9 +635,15 @@ impl Allocator {
             ),
         };
         let p = self.pools.get(pool)?;
-        set.range((pool, lo)..=(pool, hi))
-            .map(|&(_, ip)| ip)
-            .find(|&ip| !p.skips(ip) && self.may_join(ip, key, terms).is_ok())
+        buckets
+            .iter()
+            .filter(|(signature, _)| sharing::first_common(signature, &terms.ports).is_none())
+            .filter_map(|(_, set)| {
+                set.range((pool, lo)..=(pool, hi))
+                    .map(|&(_, ip)| ip)
+                    .find(|&ip| !p.skips(ip) && self.may_join(ip, key, Some(terms)).is_ok())
+            })
+            .min()
     }
 
     /// An address to join, else the lowest free one.
@@ -677,20 +693,29 @@ impl Allocator {
             let holders = self.addresses.entry(ip).or_insert_with(|| Holders {
                 pool: record.pool,
                 keys: Vec::new(),
+                ports: Vec::new(),
             });
-            if holders.keys.is_empty() {
+            let first = holders.keys.is_empty();
+            if first {
                 if let Some(pool) = self.pools.get_mut(record.pool) {
                     pool.space_mut(Family::of(ip)).mark(to_u128(ip));
-                }
-                if let Some(terms) = &record.sharing {
-                    self.shared
-                        .entry(terms.key.clone())
-                        .or_default()
-                        .insert((record.pool, ip));
                 }
             }
             if let Err(pos) = holders.keys.binary_search(&key) {
                 holders.keys.insert(pos, key.clone());
+            }
+            if let Some(terms) = &record.sharing {
+                let old = std::mem::take(&mut holders.ports);
+                holders.ports = sharing::union(&old, &terms.ports);
+                let entry = (holders.pool, ip);
+                let buckets = self.shared.entry(terms.group.clone()).or_default();
+                if !first {
+                    remove_from(buckets, &old, &entry);
+                }
+                buckets
+                    .entry(holders.ports.clone())
+                    .or_default()
+                    .insert(entry);
             }
         }
         self.services.insert(key, record);
@@ -706,20 +731,28 @@ impl Allocator {
             if let Ok(pos) = holders.keys.binary_search(key) {
                 holders.keys.remove(pos);
             }
-            if !holders.keys.is_empty() {
-                continue;
-            }
             let pool = holders.pool;
-            self.addresses.remove(&ip);
-            if let Some(p) = self.pools.get_mut(pool) {
-                p.space_mut(Family::of(ip)).unmark(to_u128(ip));
-            }
             if let Some(terms) = &record.sharing {
-                if let Some(set) = self.shared.get_mut(&terms.key) {
-                    set.remove(&(pool, ip));
-                    if set.is_empty() {
-                        self.shared.remove(&terms.key);
+                let old = std::mem::take(&mut holders.ports);
+                holders.ports = sharing::minus(&old, &terms.ports);
+                let entry = (pool, ip);
+                if let Some(buckets) = self.shared.get_mut(&terms.group) {
+                    remove_from(buckets, &old, &entry);
+                    if !holders.keys.is_empty() {
+                        buckets
+                            .entry(holders.ports.clone())
+                            .or_default()
+                            .insert(entry);
                     }
+                    if buckets.is_empty() {
+                        self.shared.remove(&terms.group);
+                    }
+                }
+            }
+            if holders.keys.is_empty() {
+                self.addresses.remove(&ip);
+                if let Some(p) = self.pools.get_mut(pool) {
+                    p.space_mut(Family::of(ip)).unmark(to_u128(ip));
                 }
             }
         }
@@ -742,6 +775,27 @@ impl Allocator {
             .map(|(ip, h)| (*ip, h.keys.clone()))
             .collect();
         assert_eq!(actual, expected);
+        // The sharing index, recomputed from the records.
+        let mut index: BTreeMap<Group, BySignature> = BTreeMap::new();
+        for (ip, h) in &self.addresses {
+            let terms: Vec<&Sharing> = h
+                .keys
+                .iter()
+                .filter_map(|k| self.services.get(k)?.sharing.as_deref())
+                .collect();
+            let Some(first) = terms.first() else { continue };
+            let ports = terms
+                .iter()
+                .fold(Vec::new(), |acc, t| sharing::union(&acc, &t.ports));
+            assert_eq!(h.ports, ports, "{ip}");
+            index
+                .entry(first.group.clone())
+                .or_default()
+                .entry(ports)
+                .or_default()
+                .insert((h.pool, *ip));
+        }
+        assert_eq!(self.shared, index);
         for (i, pool) in self.pools.pools().iter().enumerate() {
             for family in [Family::V4, Family::V6] {
                 let n = self
@@ -774,4 +828,14 @@ fn order(spec: &ServiceSpec, addresses: &mut [IpAddr]) {
             .position(|f| *f == Family::of(*ip))
             .unwrap_or(usize::MAX)
     });
+}
+
+/// Removes `entry` from the bucket of `signature`, dropping the bucket when it empties.
+fn remove_from(buckets: &mut BySignature, signature: &[Port], entry: &(usize, IpAddr)) {
+    if let Some(set) = buckets.get_mut(signature) {
+        set.remove(entry);
+        if set.is_empty() {
+            buckets.remove(signature);
+        }
+    }
 }

@@ -16,13 +16,20 @@ use std::net::IpAddr;
 use super::reason::AllocError;
 use super::service::{Port, ServiceKey, ServiceSpec, TrafficPolicy};
 
-/// What sharing compatibility depends on, kept by the allocator for Services that share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sharing {
+/// Who may share with whom, ports aside: Services may share an address only if they are in
+/// the same group (same key, same backends).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Group {
     pub(crate) key: String,
     pub(crate) traffic: TrafficPolicy,
     /// The selector, kept only for `Local` (it does not matter for `Cluster`).
     pub(crate) selector: Option<BTreeMap<String, String>>,
+}
+
+/// What sharing compatibility depends on, kept by the allocator for Services that share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sharing {
+    pub(crate) group: Group,
     /// Sorted, without duplicates.
     pub(crate) ports: Vec<Port>,
 }
@@ -32,10 +39,12 @@ impl Sharing {
     pub(crate) fn of(spec: &ServiceSpec) -> Option<Sharing> {
         let key = spec.sharing_key()?;
         Some(Sharing {
-            key: key.to_string(),
-            traffic: spec.traffic_policy(),
-            selector: (spec.traffic_policy() == TrafficPolicy::Local)
-                .then(|| spec.selector().clone()),
+            group: Group {
+                key: key.to_string(),
+                traffic: spec.traffic_policy(),
+                selector: (spec.traffic_policy() == TrafficPolicy::Local)
+                    .then(|| spec.selector().clone()),
+            },
             ports: spec.ports().to_vec(),
         })
     }
@@ -55,23 +64,24 @@ pub(crate) fn check(
             by: holder.clone(),
         });
     };
-    if ours.key != theirs.key {
+    let (a, b) = (&ours.group, &theirs.group);
+    if a.key != b.key {
         return Err(AllocError::SharingKeyMismatch {
             ip,
             by: holder.clone(),
-            key: ours.key.clone(),
-            theirs: theirs.key.clone(),
+            key: a.key.clone(),
+            theirs: b.key.clone(),
         });
     }
-    if ours.traffic != theirs.traffic {
+    if a.traffic != b.traffic {
         return Err(AllocError::TrafficPolicyMismatch {
             ip,
             by: holder.clone(),
-            ours: ours.traffic,
-            theirs: theirs.traffic,
+            ours: a.traffic,
+            theirs: b.traffic,
         });
     }
-    if ours.selector != theirs.selector {
+    if a.selector != b.selector {
         return Err(AllocError::SelectorMismatch {
             ip,
             by: holder.clone(),
@@ -88,7 +98,7 @@ pub(crate) fn check(
 }
 
 /// The lowest element of two sorted slices in common.
-fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
+pub(crate) fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
     let (mut i, mut j) = (0, 0);
     while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
         match x.cmp(y) {
@@ -98,6 +108,22 @@ fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
         }
     }
     None
+}
+
+/// The union of two sorted, duplicate-free slices, sorted.
+pub(crate) fn union(a: &[Port], b: &[Port]) -> Vec<Port> {
+    let mut out: Vec<Port> = a.iter().chain(b).copied().collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// `a` without the elements of `b`; both sorted.
+pub(crate) fn minus(a: &[Port], b: &[Port]) -> Vec<Port> {
+    a.iter()
+        .filter(|p| b.binary_search(p).is_err())
+        .copied()
+        .collect()
 }
 
 #[cfg(test)]

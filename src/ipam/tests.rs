@@ -953,3 +953,95 @@ fn huge_ipv6_pools_work_without_materialising() {
     );
     assert_eq!(a.pool_usage("big").unwrap().size, 1 << 64);
 }
+
+#[test]
+fn shared_addresses_survive_a_restart() {
+    let pools = [pool("a", &["10.0.0.0/24"])];
+    let svcs = [
+        Svc::new("web")
+            .share("k")
+            .ports(&[("TCP", 80)])
+            .current(&["10.0.0.9"]),
+        Svc::new("dns")
+            .share("k")
+            .ports(&[("UDP", 53)])
+            .current(&["10.0.0.9"]),
+        Svc::new("new").share("k").ports(&[("TCP", 443)]),
+    ];
+    let out = batch(&pools, &svcs);
+    for n in ["web", "dns", "new"] {
+        assert_eq!(ips(&out[&format!("default/{n}")]), ["10.0.0.9"], "{n}");
+    }
+}
+
+#[test]
+fn joining_a_shared_address_comes_before_a_free_one_in_an_earlier_pool() {
+    let mut a = Allocator::new(&[
+        pool("first", &["10.0.0.0/24"]),
+        pool("second", &["10.1.0.0/24"]),
+    ]);
+    ok(&mut a, &Svc::new("holder").share("k").request("10.1.0.7"));
+    let r = assign(
+        &mut a,
+        &Svc::new("joiner").share("k").ports(&[("TCP", 443)]),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.pool.as_str(), r.addresses.clone()),
+        ("second", vec![ip("10.1.0.7")])
+    );
+    // Pinned elsewhere: no join outside the pinned pool.
+    let r = assign(
+        &mut a,
+        &Svc::new("pinned")
+            .share("k")
+            .pool("first")
+            .ports(&[("TCP", 8)]),
+    )
+    .unwrap();
+    assert_eq!(
+        (r.pool.as_str(), r.addresses.clone()),
+        ("first", vec![ip("10.0.0.0")])
+    );
+}
+
+#[test]
+fn a_batch_naming_a_key_twice_uses_the_last() {
+    let out = batch(
+        &[pool("a", &["10.0.0.0/24"])],
+        &[
+            Svc::new("s").request("10.0.0.5"),
+            Svc::new("s").request("10.0.0.6"),
+        ],
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(ips(&out["default/s"]), ["10.0.0.6"]);
+}
+
+#[test]
+fn a_pool_with_no_assignable_address_says_so() {
+    let mut a = Allocator::new(&[pool("tiny", &["10.0.0.255/32"]).with_avoid_buggy_ips(true)]);
+    let e = err(&mut a, &Svc::new("s"));
+    assert_eq!(
+        e.to_string(),
+        "no available IPs in pool \"tiny\": it has no assignable IPv4 address"
+    );
+}
+
+#[test]
+fn a_malformed_spec_field_is_a_reason() {
+    let mut a = Allocator::new(&[pool("a", &["10.0.0.0/24"])]);
+    let e = err(&mut a, &Svc::new("s").ports(&[("HTTP", 80)]));
+    assert_eq!(
+        e.to_string(),
+        "spec.ports: protocol \"HTTP\" is not supported; expected \"TCP\", \"UDP\" or \"SCTP\""
+    );
+    let e = err(&mut a, &Svc::new("s").stack("DualStack", &["IPv4"]));
+    assert!(
+        matches!(
+            e,
+            AllocError::Invalid(InvalidService::IpFamilyPolicy { .. })
+        ),
+        "{e}"
+    );
+}
