@@ -8,7 +8,9 @@
 //! - `assign_one_on_top_fragmented/N`: the same after every other Service was released, so the
 //!   taken addresses are N/2 separate runs;
 //! - `assign_one_on_top_same_sharing_key/N`: N Services with one sharing key and one port (so
-//!   none can share), and one more.
+//!   none can share), and one more;
+//! - `join_a_crowded_address/N`: N Services with distinct ports sharing one address, and one
+//!   more joining it.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -160,11 +162,56 @@ fn one_key_for_all(c: &mut Criterion) {
     g.finish();
 }
 
+/// N Services with distinct ports on one shared address (a fleet of game servers on one IP),
+/// and one more joining it.
+fn crowded_address(c: &mut Criterion) {
+    let mut g = c.benchmark_group("join_a_crowded_address");
+    let annotations: BTreeMap<String, String> = [(
+        "ferrolb.io/allow-shared-ip".to_string(),
+        "fleet".to_string(),
+    )]
+    .into();
+    let with_port = |i: usize, port: i32| {
+        let name = format!("game-{i:05}");
+        let ports = [PortInput {
+            protocol: Some("UDP"),
+            port,
+        }];
+        ServiceSpec::parse(&ServiceInput {
+            namespace: "games",
+            name: &name,
+            ports: &ports,
+            annotations: Some(&annotations),
+            ..Default::default()
+        })
+    };
+    let new = with_port(99_999, 65_000);
+    for n in [100usize, 1_000, 10_000] {
+        let specs: Vec<ServiceSpec> = (0..n).map(|i| with_port(i, 1 + i as i32)).collect();
+        let mut a = Allocator::new(&pools());
+        let results = a.assign_all(&specs);
+        assert!(results.values().all(Result::is_ok));
+        assert_eq!(
+            a.pool_usage("bench").map(|u| u.used),
+            Some(1),
+            "all on one address"
+        );
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let got = a.assign(black_box(&new));
+                a.release(new.key());
+                got
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = batch, one_on_top, one_key_for_all
+    targets = batch, one_on_top, one_key_for_all, crowded_address
 }
 criterion_main!(benches);

@@ -4,8 +4,10 @@
 //! - per pool and family, the taken addresses as maximal runs (module `space`), so the lowest
 //!   free address is one or two B-tree look-ups away;
 //! - an index address → holders (sorted keys), for sharing and for "in use by `ns/name`";
-//! - an index of shared addresses by sharing group (key and backends), then by the set of
-//!   ports already used on them, so a Service that may share finds an address to join by
+//! - per address, the ports used on it and by whom, so sharing is checked in `O(log n)`
+//!   however many Services share it;
+//! - an index of shared addresses by sharing group (key and backends), then by a hash of the
+//!   set of ports used on them, so a Service that may share finds an address to join by
 //!   looking at one candidate per distinct port set — not at every address of its group, and
 //!   never at other Services;
 //! - per Service, a small record: its addresses, pool, sharing terms, pinned pool.
@@ -19,8 +21,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::pool::{Pool, PoolTable, PoolUsage};
 use super::range::{to_u128, Family};
 use super::reason::{AllocError, Exhausted};
-use super::service::Port;
-use super::service::{IpFamilyPolicy, ServiceKey, ServiceSpec};
+use super::service::{IpFamilyPolicy, Port, ServiceKey, ServiceSpec};
 use super::sharing::{self, Group, Sharing};
 
 /// The addresses a Service gets and the pool they come from.
@@ -69,14 +70,15 @@ struct Plan {
 #[derive(Debug, Clone)]
 struct Holders {
     pool: usize,
-    /// Sorted.
-    keys: Vec<ServiceKey>,
-    /// The ports the sharing holders use on it (sorted): its signature in the sharing index.
-    ports: Vec<Port>,
+    keys: BTreeSet<ServiceKey>,
+    /// The ports the sharing holders use on it, each with the holder using it.
+    ports: BTreeMap<Port, ServiceKey>,
+    /// [`sharing::signature`] of `ports`: the address's bucket in the sharing index.
+    signature: u64,
 }
 
-/// Shared addresses of one sharing group, by the ports used on them.
-type BySignature = BTreeMap<Vec<Port>, BTreeSet<(usize, IpAddr)>>;
+/// Shared addresses of one sharing group, by the signature of the ports used on them.
+type BySignature = BTreeMap<u64, BTreeSet<(usize, IpAddr)>>;
 
 /// Hands out addresses from pools to Services and remembers who holds what.
 ///
@@ -197,8 +199,11 @@ impl Allocator {
     }
 
     /// The Services holding `ip`, in key order.
-    pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
-        self.addresses.get(&ip).map_or(&[], |h| &h.keys)
+    pub fn holders(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.addresses
+            .get(&ip)
+            .into_iter()
+            .flat_map(|h| h.keys.iter())
     }
 
     /// The pool `ip` belongs to.
@@ -597,6 +602,10 @@ impl Allocator {
     }
 
     /// Whether a Service with these terms may hold `ip` next to its current holders.
+    ///
+    /// All holders of an address are in one sharing group and use disjoint ports, which the
+    /// address maps to their holders; so one holder's terms and that map decide in
+    /// `O(log n)`, however many Services share the address.
     fn may_join(
         &self,
         ip: IpAddr,
@@ -606,15 +615,33 @@ impl Allocator {
         let Some(holders) = self.addresses.get(&ip) else {
             return Ok(());
         };
-        for holder in holders.keys.iter().filter(|h| *h != key) {
-            let theirs = self.services.get(holder).and_then(|r| r.sharing.as_deref());
-            sharing::check(ip, terms, holder, theirs)?;
+        let terms_of = |k: &ServiceKey| self.services.get(k).and_then(|r| r.sharing.as_deref());
+        if holders.keys.contains(key) {
+            // Not reached by the decisions (a Service's record is removed before it is
+            // decided): the exact check against every other holder.
+            for holder in holders.keys.iter().filter(|h| *h != key) {
+                sharing::check(ip, terms, holder, terms_of(holder))?;
+            }
+            return Ok(());
+        }
+        let Some(first) = holders.keys.first() else {
+            return Ok(());
+        };
+        sharing::check_group(ip, terms, first, terms_of(first))?;
+        for port in terms.map_or(&[][..], |t| &t.ports[..]) {
+            if let Some(by) = holders.ports.get(port) {
+                return Err(AllocError::PortCollision {
+                    ip,
+                    port: *port,
+                    by: by.clone(),
+                });
+            }
         }
         Ok(())
     }
 
     /// The lowest address of `family` in `pool` shared in the Service's group that it may join:
-    /// the lowest of each port signature disjoint from the Service's ports.
+    /// the lowest joinable one of each port signature, in `O(signatures × log n)`.
     fn joinable(
         &self,
         pool: usize,
@@ -635,13 +662,14 @@ impl Allocator {
             ),
         };
         let p = self.pools.get(pool)?;
+        // Addresses in one bucket use the same ports (barring a 64-bit hash collision, which
+        // could only make a joinable address be missed, never a wrong one be joined): if the
+        // lowest of a bucket cannot be joined, none of it can.
         buckets
-            .iter()
-            .filter(|(signature, _)| sharing::first_common(signature, &terms.ports).is_none())
-            .filter_map(|(_, set)| {
-                set.range((pool, lo)..=(pool, hi))
-                    .map(|&(_, ip)| ip)
-                    .find(|&ip| !p.skips(ip) && self.may_join(ip, key, Some(terms)).is_ok())
+            .values()
+            .filter_map(|set| {
+                let (_, ip) = *set.range((pool, lo)..=(pool, hi)).next()?;
+                (!p.skips(ip) && self.may_join(ip, key, Some(terms)).is_ok()).then_some(ip)
             })
             .min()
     }
@@ -692,8 +720,9 @@ impl Allocator {
         for &ip in &record.addresses {
             let holders = self.addresses.entry(ip).or_insert_with(|| Holders {
                 pool: record.pool,
-                keys: Vec::new(),
-                ports: Vec::new(),
+                keys: BTreeSet::new(),
+                ports: BTreeMap::new(),
+                signature: 0,
             });
             let first = holders.keys.is_empty();
             if first {
@@ -701,21 +730,21 @@ impl Allocator {
                     pool.space_mut(Family::of(ip)).mark(to_u128(ip));
                 }
             }
-            if let Err(pos) = holders.keys.binary_search(&key) {
-                holders.keys.insert(pos, key.clone());
-            }
+            holders.keys.insert(key.clone());
             if let Some(terms) = &record.sharing {
-                let old = std::mem::take(&mut holders.ports);
-                holders.ports = sharing::union(&old, &terms.ports);
+                let old = holders.signature;
+                for port in &terms.ports {
+                    if !holders.ports.contains_key(port) {
+                        holders.ports.insert(*port, key.clone());
+                        holders.signature ^= sharing::port_hash(*port);
+                    }
+                }
                 let entry = (holders.pool, ip);
                 let buckets = self.shared.entry(terms.group.clone()).or_default();
                 if !first {
-                    remove_from(buckets, &old, &entry);
+                    remove_from(buckets, old, &entry);
                 }
-                buckets
-                    .entry(holders.ports.clone())
-                    .or_default()
-                    .insert(entry);
+                buckets.entry(holders.signature).or_default().insert(entry);
             }
         }
         self.services.insert(key, record);
@@ -728,21 +757,21 @@ impl Allocator {
             let Some(holders) = self.addresses.get_mut(&ip) else {
                 continue;
             };
-            if let Ok(pos) = holders.keys.binary_search(key) {
-                holders.keys.remove(pos);
-            }
+            holders.keys.remove(key);
             let pool = holders.pool;
             if let Some(terms) = &record.sharing {
-                let old = std::mem::take(&mut holders.ports);
-                holders.ports = sharing::minus(&old, &terms.ports);
+                let old = holders.signature;
+                for port in &terms.ports {
+                    if holders.ports.get(port) == Some(key) {
+                        holders.ports.remove(port);
+                        holders.signature ^= sharing::port_hash(*port);
+                    }
+                }
                 let entry = (pool, ip);
                 if let Some(buckets) = self.shared.get_mut(&terms.group) {
-                    remove_from(buckets, &old, &entry);
+                    remove_from(buckets, old, &entry);
                     if !holders.keys.is_empty() {
-                        buckets
-                            .entry(holders.ports.clone())
-                            .or_default()
-                            .insert(entry);
+                        buckets.entry(holders.signature).or_default().insert(entry);
                     }
                     if buckets.is_empty() {
                         self.shared.remove(&terms.group);
@@ -772,30 +801,45 @@ impl Allocator {
         let actual: BTreeMap<IpAddr, Vec<ServiceKey>> = self
             .addresses
             .iter()
-            .map(|(ip, h)| (*ip, h.keys.clone()))
+            .map(|(ip, h)| (*ip, h.keys.iter().cloned().collect()))
             .collect();
         assert_eq!(actual, expected);
-        // The sharing index, recomputed from the records.
+        // The ports, signatures and sharing index, recomputed from the records.
         let mut index: BTreeMap<Group, BySignature> = BTreeMap::new();
         for (ip, h) in &self.addresses {
-            let terms: Vec<&Sharing> = h
-                .keys
-                .iter()
-                .filter_map(|k| self.services.get(k)?.sharing.as_deref())
-                .collect();
-            let Some(first) = terms.first() else { continue };
-            let ports = terms
-                .iter()
-                .fold(Vec::new(), |acc, t| sharing::union(&acc, &t.ports));
+            let mut ports = BTreeMap::new();
+            let mut group = None;
+            for k in &h.keys {
+                if let Some(t) = self.services.get(k).and_then(|r| r.sharing.as_deref()) {
+                    group.get_or_insert(t.group.clone());
+                    for p in &t.ports {
+                        ports.insert(*p, k.clone());
+                    }
+                }
+            }
             assert_eq!(h.ports, ports, "{ip}");
-            index
-                .entry(first.group.clone())
-                .or_default()
-                .entry(ports)
-                .or_default()
-                .insert((h.pool, *ip));
+            let signature = ports.keys().fold(0, |acc, p| acc ^ sharing::port_hash(*p));
+            assert_eq!(h.signature, signature, "{ip}");
+            if let Some(group) = group {
+                index
+                    .entry(group)
+                    .or_default()
+                    .entry(signature)
+                    .or_default()
+                    .insert((h.pool, *ip));
+            }
         }
         assert_eq!(self.shared, index);
+        // Holders of an address may all share it with one another.
+        for (ip, h) in &self.addresses {
+            for (i, a) in h.keys.iter().enumerate() {
+                for b in h.keys.iter().skip(i + 1) {
+                    let ta = self.services.get(a).and_then(|r| r.sharing.as_deref());
+                    let tb = self.services.get(b).and_then(|r| r.sharing.as_deref());
+                    assert_eq!(sharing::check(*ip, ta, b, tb), Ok(()), "{ip}: {a} and {b}");
+                }
+            }
+        }
         for (i, pool) in self.pools.pools().iter().enumerate() {
             for family in [Family::V4, Family::V6] {
                 let n = self
@@ -831,11 +875,11 @@ fn order(spec: &ServiceSpec, addresses: &mut [IpAddr]) {
 }
 
 /// Removes `entry` from the bucket of `signature`, dropping the bucket when it empties.
-fn remove_from(buckets: &mut BySignature, signature: &[Port], entry: &(usize, IpAddr)) {
-    if let Some(set) = buckets.get_mut(signature) {
+fn remove_from(buckets: &mut BySignature, signature: u64, entry: &(usize, IpAddr)) {
+    if let Some(set) = buckets.get_mut(&signature) {
         set.remove(entry);
         if set.is_empty() {
-            buckets.remove(signature);
+            buckets.remove(&signature);
         }
     }
 }

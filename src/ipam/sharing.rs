@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::reason::AllocError;
-use super::service::{Port, ServiceKey, ServiceSpec, TrafficPolicy};
+use super::service::{Port, Protocol, ServiceKey, ServiceSpec, TrafficPolicy};
 
 /// Who may share with whom, ports aside: Services may share an address only if they are in
 /// the same group (same key, same backends).
@@ -58,6 +58,27 @@ pub(crate) fn check(
     holder: &ServiceKey,
     theirs: Option<&Sharing>,
 ) -> Result<(), AllocError> {
+    check_group(ip, ours, holder, theirs)?;
+    let (Some(ours), Some(theirs)) = (ours, theirs) else {
+        return Ok(());
+    };
+    if let Some(port) = first_common(&ours.ports, &theirs.ports) {
+        return Err(AllocError::PortCollision {
+            ip,
+            port,
+            by: holder.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// [`check`] without the ports: both share, in the same group.
+pub(crate) fn check_group(
+    ip: IpAddr,
+    ours: Option<&Sharing>,
+    holder: &ServiceKey,
+    theirs: Option<&Sharing>,
+) -> Result<(), AllocError> {
     let (Some(ours), Some(theirs)) = (ours, theirs) else {
         return Err(AllocError::InUse {
             ip,
@@ -87,18 +108,11 @@ pub(crate) fn check(
             by: holder.clone(),
         });
     }
-    if let Some(port) = first_common(&ours.ports, &theirs.ports) {
-        return Err(AllocError::PortCollision {
-            ip,
-            port,
-            by: holder.clone(),
-        });
-    }
     Ok(())
 }
 
 /// The lowest element of two sorted slices in common.
-pub(crate) fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
+fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
     let (mut i, mut j) = (0, 0);
     while let (Some(x), Some(y)) = (a.get(i), b.get(j)) {
         match x.cmp(y) {
@@ -110,20 +124,19 @@ pub(crate) fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
     None
 }
 
-/// The union of two sorted, duplicate-free slices, sorted.
-pub(crate) fn union(a: &[Port], b: &[Port]) -> Vec<Port> {
-    let mut out: Vec<Port> = a.iter().chain(b).copied().collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
-/// `a` without the elements of `b`; both sorted.
-pub(crate) fn minus(a: &[Port], b: &[Port]) -> Vec<Port> {
-    a.iter()
-        .filter(|p| b.binary_search(p).is_err())
-        .copied()
-        .collect()
+/// A fixed 64-bit hash of one port (splitmix64). The signature of a set of ports is the XOR
+/// of its ports' hashes: independent of order, and updated in `O(1)` per port added or removed.
+/// Fixed (not `std`'s randomly seeded hasher) so that decisions are the same on every run.
+pub(crate) fn port_hash(port: Port) -> u64 {
+    let protocol: u64 = match port.protocol {
+        Protocol::Tcp => 1,
+        Protocol::Udp => 2,
+        Protocol::Sctp => 3,
+    };
+    let mut z = (protocol << 16 | u64::from(port.port)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -351,8 +351,8 @@ fn a_changed_request_moves_only_that_service() {
         ["10.0.0.50"]
     );
     assert_eq!(
-        a.holders(ip("10.0.0.0")),
-        &[] as &[ServiceKey],
+        a.holders(ip("10.0.0.0")).count(),
+        0,
         "the old address is released"
     );
     assert_eq!(
@@ -627,7 +627,7 @@ fn prefer_dual_stack_gains_its_second_family_without_moving_the_first() {
     assert_eq!(ok(&mut c, &pref("s")), ["10.1.0.9", "fd00:2::"]);
     // And back to SingleStack: the IPv4 address stays, the IPv6 one is released.
     assert_eq!(ok(&mut c, &Svc::new("s")), ["10.1.0.9"]);
-    assert!(c.holders(ip("fd00:2::")).is_empty());
+    assert_eq!(c.holders(ip("fd00:2::")).count(), 0);
 }
 
 #[test]
@@ -663,7 +663,7 @@ fn compatible_services_share_an_address() {
             .ports(&[("UDP", 53), ("TCP", 53)]);
         assert_eq!(ok(&mut a, &web), ["10.0.0.0"]);
         assert_eq!(ok(&mut a, &dns), ["10.0.0.0"], "{key}");
-        assert_eq!(a.holders(ip("10.0.0.0")).len(), 2);
+        assert_eq!(a.holders(ip("10.0.0.0")).count(), 2);
         assert_eq!(
             a.pool_usage("a").unwrap().used,
             1,
@@ -671,7 +671,7 @@ fn compatible_services_share_an_address() {
         );
         // The other holder keeps it when one leaves.
         a.release(&web.key());
-        assert_eq!(a.holders(ip("10.0.0.0")), &[dns.key()]);
+        assert_eq!(a.holders(ip("10.0.0.0")).collect::<Vec<_>>(), [&dns.key()]);
         assert_eq!(ok(&mut a, &Svc::new("other")), ["10.0.0.1"]);
     }
 }
