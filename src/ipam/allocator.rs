@@ -23,6 +23,7 @@ use super::range::{to_u128, Family};
 use super::reason::{AllocError, Exhausted};
 use super::service::{IpFamilyPolicy, Port, ServiceKey, ServiceSpec};
 use super::sharing::{self, Group, Sharing};
+use super::smallmap::SmallMap;
 
 /// The addresses a Service gets and the pool they come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -70,9 +71,9 @@ struct Plan {
 #[derive(Debug, Clone)]
 struct Holders {
     pool: usize,
-    keys: BTreeSet<ServiceKey>,
+    keys: SmallMap<ServiceKey, ()>,
     /// The ports the sharing holders use on it, each with the holder using it.
-    ports: BTreeMap<Port, ServiceKey>,
+    ports: SmallMap<Port, ServiceKey>,
     /// [`sharing::signature`] of `ports`: the address's bucket in the sharing index.
     signature: u64,
 }
@@ -121,11 +122,11 @@ impl Allocator {
     }
 
     /// Decides a batch: first every Service that holds still-valid addresses keeps them (key
-    /// order), so no batch ever moves an address another Service's request or a pending
-    /// Service could take; then every Service is decided in key order (new Services get
-    /// addresses, `PreferDualStack` ones may gain their second family). If `specs` names a key
-    /// twice, the last one counts. Services this allocator holds but `specs` does not name
-    /// are left alone.
+    /// order), so that no request and no new Service can take an address another Service
+    /// validly holds; then every Service is decided in key order (new Services get addresses,
+    /// `PreferDualStack` ones may gain their second family); finally the reasons of refused
+    /// Services are stated against the final state. If `specs` names a key twice, the last
+    /// one counts. Services this allocator holds but `specs` does not name are left alone.
     pub fn assign_all(
         &mut self,
         specs: &[ServiceSpec],
@@ -203,7 +204,7 @@ impl Allocator {
         self.addresses
             .get(&ip)
             .into_iter()
-            .flat_map(|h| h.keys.iter())
+            .flat_map(|h| h.keys.keys())
     }
 
     /// The pool `ip` belongs to.
@@ -616,15 +617,15 @@ impl Allocator {
             return Ok(());
         };
         let terms_of = |k: &ServiceKey| self.services.get(k).and_then(|r| r.sharing.as_deref());
-        if holders.keys.contains(key) {
+        if holders.keys.contains_key(key) {
             // Not reached by the decisions (a Service's record is removed before it is
             // decided): the exact check against every other holder.
-            for holder in holders.keys.iter().filter(|h| *h != key) {
+            for holder in holders.keys.keys().filter(|h| *h != key) {
                 sharing::check(ip, terms, holder, terms_of(holder))?;
             }
             return Ok(());
         }
-        let Some(first) = holders.keys.first() else {
+        let Some(first) = holders.keys.first_key() else {
             return Ok(());
         };
         sharing::check_group(ip, terms, first, terms_of(first))?;
@@ -720,8 +721,8 @@ impl Allocator {
         for &ip in &record.addresses {
             let holders = self.addresses.entry(ip).or_insert_with(|| Holders {
                 pool: record.pool,
-                keys: BTreeSet::new(),
-                ports: BTreeMap::new(),
+                keys: SmallMap::default(),
+                ports: SmallMap::default(),
                 signature: 0,
             });
             let first = holders.keys.is_empty();
@@ -730,12 +731,11 @@ impl Allocator {
                     pool.space_mut(Family::of(ip)).mark(to_u128(ip));
                 }
             }
-            holders.keys.insert(key.clone());
+            holders.keys.insert_new(key.clone(), ());
             if let Some(terms) = &record.sharing {
                 let old = holders.signature;
                 for port in &terms.ports {
-                    if !holders.ports.contains_key(port) {
-                        holders.ports.insert(*port, key.clone());
+                    if holders.ports.insert_new(*port, key.clone()) {
                         holders.signature ^= sharing::port_hash(*port);
                     }
                 }
@@ -801,7 +801,7 @@ impl Allocator {
         let actual: BTreeMap<IpAddr, Vec<ServiceKey>> = self
             .addresses
             .iter()
-            .map(|(ip, h)| (*ip, h.keys.iter().cloned().collect()))
+            .map(|(ip, h)| (*ip, h.keys.keys().cloned().collect()))
             .collect();
         assert_eq!(actual, expected);
         // The ports, signatures and sharing index, recomputed from the records.
@@ -809,7 +809,7 @@ impl Allocator {
         for (ip, h) in &self.addresses {
             let mut ports = BTreeMap::new();
             let mut group = None;
-            for k in &h.keys {
+            for k in h.keys.keys() {
                 if let Some(t) = self.services.get(k).and_then(|r| r.sharing.as_deref()) {
                     group.get_or_insert(t.group.clone());
                     for p in &t.ports {
@@ -817,7 +817,9 @@ impl Allocator {
                     }
                 }
             }
-            assert_eq!(h.ports, ports, "{ip}");
+            let held: BTreeMap<Port, ServiceKey> =
+                h.ports.iter().map(|(p, k)| (*p, k.clone())).collect();
+            assert_eq!(held, ports, "{ip}");
             let signature = ports.keys().fold(0, |acc, p| acc ^ sharing::port_hash(*p));
             assert_eq!(h.signature, signature, "{ip}");
             if let Some(group) = group {
@@ -832,8 +834,8 @@ impl Allocator {
         assert_eq!(self.shared, index);
         // Holders of an address may all share it with one another.
         for (ip, h) in &self.addresses {
-            for (i, a) in h.keys.iter().enumerate() {
-                for b in h.keys.iter().skip(i + 1) {
+            for (i, a) in h.keys.keys().enumerate() {
+                for b in h.keys.keys().skip(i + 1) {
                     let ta = self.services.get(a).and_then(|r| r.sharing.as_deref());
                     let tb = self.services.get(b).and_then(|r| r.sharing.as_deref());
                     assert_eq!(sharing::check(*ip, ta, b, tb), Ok(()), "{ip}: {a} and {b}");

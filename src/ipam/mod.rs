@@ -47,6 +47,7 @@ pub mod range;
 pub mod reason;
 pub mod service;
 pub mod sharing;
+mod smallmap;
 mod space;
 
 pub use allocator::{allocate_all, Allocator, Assignment, PoolChange};
