@@ -6,8 +6,13 @@
 //!   iteration so N stays N), for N = 1,000, 10,000, 50,000 and 200,000 — it must not grow
 //!   with N (beyond the logarithm of B-tree look-ups);
 //! - `assign_one_on_top_fragmented/N`: the same after every other Service was released, so the
-//!   taken addresses are N/2 separate runs.
+//!   taken addresses are N/2 separate runs;
+//! - `assign_one_on_top_same_sharing_key/N`: N Services with one sharing key and one port (so
+//!   none can share), and one more;
+//! - `join_a_crowded_address/N`: N Services with distinct ports sharing one address, and one
+//!   more joining it.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -31,6 +36,11 @@ fn pools() -> Vec<Pool> {
 const SWEEP: [usize; 4] = [1_000, 10_000, 50_000, 200_000];
 
 fn service(i: usize) -> ServiceSpec {
+    service_with(i, &BTreeMap::new())
+}
+
+/// A Service carrying `annotations`.
+fn service_with(i: usize, annotations: &BTreeMap<String, String>) -> ServiceSpec {
     let namespace = format!("ns-{:02}", i % 50);
     let name = format!("svc-{i:05}");
     let ports = [PortInput {
@@ -41,6 +51,7 @@ fn service(i: usize) -> ServiceSpec {
         namespace: &namespace,
         name: &name,
         ports: &ports,
+        annotations: Some(annotations),
         ..Default::default()
     })
 }
@@ -123,11 +134,84 @@ fn one_on_top(c: &mut Criterion) {
     g.finish();
 }
 
+/// Every Service carries the same sharing key and the same port (a chart that sets one key on
+/// everything), so none can share: a new one must find that no address of the group can be
+/// joined before taking a free one.
+fn one_key_for_all(c: &mut Criterion) {
+    let mut g = c.benchmark_group("assign_one_on_top_same_sharing_key");
+    let annotations: BTreeMap<String, String> = [(
+        "ferrolb.io/allow-shared-ip".to_string(),
+        "everyone".to_string(),
+    )]
+    .into();
+    let new = service_with(999_999, &annotations);
+    for n in [1_000, 10_000, 50_000] {
+        let specs: Vec<ServiceSpec> = (0..n).map(|i| service_with(i, &annotations)).collect();
+        let mut a = Allocator::new(&pools_of("10.0.0.0/14"));
+        let results = a.assign_all(&specs);
+        assert!(results.values().all(Result::is_ok));
+        assert_eq!(a.pool_usage("bench").map(|u| u.used), Some(n as u128));
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let got = a.assign(black_box(&new));
+                a.release(new.key());
+                got
+            })
+        });
+    }
+    g.finish();
+}
+
+/// N Services with distinct ports on one shared address (a fleet of game servers on one IP),
+/// and one more joining it.
+fn crowded_address(c: &mut Criterion) {
+    let mut g = c.benchmark_group("join_a_crowded_address");
+    let annotations: BTreeMap<String, String> = [(
+        "ferrolb.io/allow-shared-ip".to_string(),
+        "fleet".to_string(),
+    )]
+    .into();
+    let with_port = |i: usize, port: i32| {
+        let name = format!("game-{i:05}");
+        let ports = [PortInput {
+            protocol: Some("UDP"),
+            port,
+        }];
+        ServiceSpec::parse(&ServiceInput {
+            namespace: "games",
+            name: &name,
+            ports: &ports,
+            annotations: Some(&annotations),
+            ..Default::default()
+        })
+    };
+    let new = with_port(99_999, 65_000);
+    for n in [100usize, 1_000, 10_000] {
+        let specs: Vec<ServiceSpec> = (0..n).map(|i| with_port(i, 1 + i as i32)).collect();
+        let mut a = Allocator::new(&pools());
+        let results = a.assign_all(&specs);
+        assert!(results.values().all(Result::is_ok));
+        assert_eq!(
+            a.pool_usage("bench").map(|u| u.used),
+            Some(1),
+            "all on one address"
+        );
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let got = a.assign(black_box(&new));
+                a.release(new.key());
+                got
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = batch, one_on_top
+    targets = batch, one_on_top, one_key_for_all, crowded_address
 }
 criterion_main!(benches);

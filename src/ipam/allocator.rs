@@ -1,11 +1,15 @@
 //! The allocator: who holds which address, and the decision for one Service or a whole batch.
 //!
 //! State is kept so that one more Service costs `O(log n)` however many are allocated:
-//! - per pool and family, the taken addresses as maximal runs ([`super::space`]), so the lowest
+//! - per pool and family, the taken addresses as maximal runs (module `space`), so the lowest
 //!   free address is one or two B-tree look-ups away;
 //! - an index address → holders (sorted keys), for sharing and for "in use by `ns/name`";
-//! - an index sharing key → `(pool, address)` of the addresses shared under that key, so a
-//!   Service that may share finds an address to join without looking at other Services;
+//! - per address, the ports used on it and by whom, so sharing is checked in `O(log n)`
+//!   however many Services share it;
+//! - an index of shared addresses by sharing group (key and backends), then by a hash of the
+//!   set of ports used on them, so a Service that may share finds an address to join by
+//!   looking at one candidate per distinct port set — not at every address of its group, and
+//!   never at other Services;
 //! - per Service, a small record: its addresses, pool, sharing terms, pinned pool.
 //!
 //! Nothing here reads a clock or does IO; the same calls in the same order give the same
@@ -17,8 +21,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::pool::{Pool, PoolTable, PoolUsage};
 use super::range::{to_u128, Family};
 use super::reason::{AllocError, Exhausted};
-use super::service::{IpFamilyPolicy, ServiceKey, ServiceSpec};
-use super::sharing::{self, Sharing};
+use super::service::{IpFamilyPolicy, Port, ServiceKey, ServiceSpec};
+use super::sharing::{self, Group, Sharing};
+use super::smallmap::SmallMap;
 
 /// The addresses a Service gets and the pool they come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,9 +71,15 @@ struct Plan {
 #[derive(Debug, Clone)]
 struct Holders {
     pool: usize,
-    /// Sorted.
-    keys: Vec<ServiceKey>,
+    keys: SmallMap<ServiceKey, ()>,
+    /// The ports the sharing holders use on it, each with the holder using it.
+    ports: SmallMap<Port, ServiceKey>,
+    /// [`sharing::signature`] of `ports`: the address's bucket in the sharing index.
+    signature: u64,
 }
+
+/// Shared addresses of one sharing group, by the signature of the ports used on them.
+type BySignature = BTreeMap<u64, BTreeSet<(usize, IpAddr)>>;
 
 /// Hands out addresses from pools to Services and remembers who holds what.
 ///
@@ -79,7 +90,7 @@ pub struct Allocator {
     pools: PoolTable,
     services: BTreeMap<ServiceKey, Record>,
     addresses: BTreeMap<IpAddr, Holders>,
-    shared: BTreeMap<String, BTreeSet<(usize, IpAddr)>>,
+    shared: BTreeMap<Group, BySignature>,
 }
 
 /// Decides every Service at once, as the allocator does when it takes the Lease: first every
@@ -111,11 +122,11 @@ impl Allocator {
     }
 
     /// Decides a batch: first every Service that holds still-valid addresses keeps them (key
-    /// order), so no batch ever moves an address another Service's request or a pending
-    /// Service could take; then every Service is decided in key order (new Services get
-    /// addresses, `PreferDualStack` ones may gain their second family). If `specs` names a key
-    /// twice, the last one counts. Services this allocator holds but `specs` does not name
-    /// are left alone.
+    /// order), so that no request and no new Service can take an address another Service
+    /// validly holds; then every Service is decided in key order (new Services get addresses,
+    /// `PreferDualStack` ones may gain their second family); finally the reasons of refused
+    /// Services are stated against the final state. If `specs` names a key twice, the last
+    /// one counts. Services this allocator holds but `specs` does not name are left alone.
     pub fn assign_all(
         &mut self,
         specs: &[ServiceSpec],
@@ -189,8 +200,11 @@ impl Allocator {
     }
 
     /// The Services holding `ip`, in key order.
-    pub fn holders(&self, ip: IpAddr) -> &[ServiceKey] {
-        self.addresses.get(&ip).map_or(&[], |h| &h.keys)
+    pub fn holders(&self, ip: IpAddr) -> impl Iterator<Item = &ServiceKey> + '_ {
+        self.addresses
+            .get(&ip)
+            .into_iter()
+            .flat_map(|h| h.keys.keys())
     }
 
     /// The pool `ip` belongs to.
@@ -589,6 +603,10 @@ impl Allocator {
     }
 
     /// Whether a Service with these terms may hold `ip` next to its current holders.
+    ///
+    /// All holders of an address are in one sharing group and use disjoint ports, which the
+    /// address maps to their holders; so one holder's terms and that map decide in
+    /// `O(log n)`, however many Services share the address.
     fn may_join(
         &self,
         ip: IpAddr,
@@ -598,14 +616,33 @@ impl Allocator {
         let Some(holders) = self.addresses.get(&ip) else {
             return Ok(());
         };
-        for holder in holders.keys.iter().filter(|h| *h != key) {
-            let theirs = self.services.get(holder).and_then(|r| r.sharing.as_deref());
-            sharing::check(ip, terms, holder, theirs)?;
+        let terms_of = |k: &ServiceKey| self.services.get(k).and_then(|r| r.sharing.as_deref());
+        if holders.keys.contains_key(key) {
+            // Not reached by the decisions (a Service's record is removed before it is
+            // decided): the exact check against every other holder.
+            for holder in holders.keys.keys().filter(|h| *h != key) {
+                sharing::check(ip, terms, holder, terms_of(holder))?;
+            }
+            return Ok(());
+        }
+        let Some(first) = holders.keys.first_key() else {
+            return Ok(());
+        };
+        sharing::check_group(ip, terms, first, terms_of(first))?;
+        for port in terms.map_or(&[][..], |t| &t.ports[..]) {
+            if let Some(by) = holders.ports.get(port) {
+                return Err(AllocError::PortCollision {
+                    ip,
+                    port: *port,
+                    by: by.clone(),
+                });
+            }
         }
         Ok(())
     }
 
-    /// The lowest address of `family` in `pool` shared under the Service's key that it may join.
+    /// The lowest address of `family` in `pool` shared in the Service's group that it may join:
+    /// the lowest joinable one of each port signature, in `O(signatures × log n)`.
     fn joinable(
         &self,
         pool: usize,
@@ -613,7 +650,8 @@ impl Allocator {
         key: &ServiceKey,
         terms: Option<&Sharing>,
     ) -> Option<IpAddr> {
-        let set = self.shared.get(&terms?.key)?;
+        let terms = terms?;
+        let buckets = self.shared.get(&terms.group)?;
         let (lo, hi) = match family {
             Family::V4 => (
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -625,9 +663,16 @@ impl Allocator {
             ),
         };
         let p = self.pools.get(pool)?;
-        set.range((pool, lo)..=(pool, hi))
-            .map(|&(_, ip)| ip)
-            .find(|&ip| !p.skips(ip) && self.may_join(ip, key, terms).is_ok())
+        // Addresses in one bucket use the same ports (barring a 64-bit hash collision, which
+        // could only make a joinable address be missed, never a wrong one be joined): if the
+        // lowest of a bucket cannot be joined, none of it can.
+        buckets
+            .values()
+            .filter_map(|set| {
+                let (_, ip) = *set.range((pool, lo)..=(pool, hi)).next()?;
+                (!p.skips(ip) && self.may_join(ip, key, Some(terms)).is_ok()).then_some(ip)
+            })
+            .min()
     }
 
     /// An address to join, else the lowest free one.
@@ -676,21 +721,30 @@ impl Allocator {
         for &ip in &record.addresses {
             let holders = self.addresses.entry(ip).or_insert_with(|| Holders {
                 pool: record.pool,
-                keys: Vec::new(),
+                keys: SmallMap::default(),
+                ports: SmallMap::default(),
+                signature: 0,
             });
-            if holders.keys.is_empty() {
+            let first = holders.keys.is_empty();
+            if first {
                 if let Some(pool) = self.pools.get_mut(record.pool) {
                     pool.space_mut(Family::of(ip)).mark(to_u128(ip));
                 }
-                if let Some(terms) = &record.sharing {
-                    self.shared
-                        .entry(terms.key.clone())
-                        .or_default()
-                        .insert((record.pool, ip));
-                }
             }
-            if let Err(pos) = holders.keys.binary_search(&key) {
-                holders.keys.insert(pos, key.clone());
+            holders.keys.insert_new(key.clone(), ());
+            if let Some(terms) = &record.sharing {
+                let old = holders.signature;
+                for port in &terms.ports {
+                    if holders.ports.insert_new(*port, key.clone()) {
+                        holders.signature ^= sharing::port_hash(*port);
+                    }
+                }
+                let entry = (holders.pool, ip);
+                let buckets = self.shared.entry(terms.group.clone()).or_default();
+                if !first {
+                    remove_from(buckets, old, &entry);
+                }
+                buckets.entry(holders.signature).or_default().insert(entry);
             }
         }
         self.services.insert(key, record);
@@ -703,23 +757,31 @@ impl Allocator {
             let Some(holders) = self.addresses.get_mut(&ip) else {
                 continue;
             };
-            if let Ok(pos) = holders.keys.binary_search(key) {
-                holders.keys.remove(pos);
-            }
-            if !holders.keys.is_empty() {
-                continue;
-            }
+            holders.keys.remove(key);
             let pool = holders.pool;
-            self.addresses.remove(&ip);
-            if let Some(p) = self.pools.get_mut(pool) {
-                p.space_mut(Family::of(ip)).unmark(to_u128(ip));
-            }
             if let Some(terms) = &record.sharing {
-                if let Some(set) = self.shared.get_mut(&terms.key) {
-                    set.remove(&(pool, ip));
-                    if set.is_empty() {
-                        self.shared.remove(&terms.key);
+                let old = holders.signature;
+                for port in &terms.ports {
+                    if holders.ports.get(port) == Some(key) {
+                        holders.ports.remove(port);
+                        holders.signature ^= sharing::port_hash(*port);
                     }
+                }
+                let entry = (pool, ip);
+                if let Some(buckets) = self.shared.get_mut(&terms.group) {
+                    remove_from(buckets, old, &entry);
+                    if !holders.keys.is_empty() {
+                        buckets.entry(holders.signature).or_default().insert(entry);
+                    }
+                    if buckets.is_empty() {
+                        self.shared.remove(&terms.group);
+                    }
+                }
+            }
+            if holders.keys.is_empty() {
+                self.addresses.remove(&ip);
+                if let Some(p) = self.pools.get_mut(pool) {
+                    p.space_mut(Family::of(ip)).unmark(to_u128(ip));
                 }
             }
         }
@@ -739,9 +801,47 @@ impl Allocator {
         let actual: BTreeMap<IpAddr, Vec<ServiceKey>> = self
             .addresses
             .iter()
-            .map(|(ip, h)| (*ip, h.keys.clone()))
+            .map(|(ip, h)| (*ip, h.keys.keys().cloned().collect()))
             .collect();
         assert_eq!(actual, expected);
+        // The ports, signatures and sharing index, recomputed from the records.
+        let mut index: BTreeMap<Group, BySignature> = BTreeMap::new();
+        for (ip, h) in &self.addresses {
+            let mut ports = BTreeMap::new();
+            let mut group = None;
+            for k in h.keys.keys() {
+                if let Some(t) = self.services.get(k).and_then(|r| r.sharing.as_deref()) {
+                    group.get_or_insert(t.group.clone());
+                    for p in &t.ports {
+                        ports.insert(*p, k.clone());
+                    }
+                }
+            }
+            let held: BTreeMap<Port, ServiceKey> =
+                h.ports.iter().map(|(p, k)| (*p, k.clone())).collect();
+            assert_eq!(held, ports, "{ip}");
+            let signature = ports.keys().fold(0, |acc, p| acc ^ sharing::port_hash(*p));
+            assert_eq!(h.signature, signature, "{ip}");
+            if let Some(group) = group {
+                index
+                    .entry(group)
+                    .or_default()
+                    .entry(signature)
+                    .or_default()
+                    .insert((h.pool, *ip));
+            }
+        }
+        assert_eq!(self.shared, index);
+        // Holders of an address may all share it with one another.
+        for (ip, h) in &self.addresses {
+            for (i, a) in h.keys.keys().enumerate() {
+                for b in h.keys.keys().skip(i + 1) {
+                    let ta = self.services.get(a).and_then(|r| r.sharing.as_deref());
+                    let tb = self.services.get(b).and_then(|r| r.sharing.as_deref());
+                    assert_eq!(sharing::check(*ip, ta, b, tb), Ok(()), "{ip}: {a} and {b}");
+                }
+            }
+        }
         for (i, pool) in self.pools.pools().iter().enumerate() {
             for family in [Family::V4, Family::V6] {
                 let n = self
@@ -774,4 +874,14 @@ fn order(spec: &ServiceSpec, addresses: &mut [IpAddr]) {
             .position(|f| *f == Family::of(*ip))
             .unwrap_or(usize::MAX)
     });
+}
+
+/// Removes `entry` from the bucket of `signature`, dropping the bucket when it empties.
+fn remove_from(buckets: &mut BySignature, signature: u64, entry: &(usize, IpAddr)) {
+    if let Some(set) = buckets.get_mut(&signature) {
+        set.remove(entry);
+        if set.is_empty() {
+            buckets.remove(&signature);
+        }
+    }
 }

@@ -27,7 +27,7 @@
 //!   its second) only if no eligible pool can give both; a `PreferDualStack` Service holding
 //!   one family gains the other when its pool can give it. `RequireDualStack` without a pool
 //!   giving both is refused.
-//! - **Sharing** (`allow-shared-ip`): see [`sharing`](self::sharing) — same non-empty key, same
+//! - **Sharing** (`allow-shared-ip`): see [`sharing`] — same non-empty key, same
 //!   backends, no `(protocol, port)` collision. A Service that may share and asks for nothing
 //!   specific joins an address already shared under its key (first eligible pool, lowest
 //!   address) before taking a new one.
@@ -47,6 +47,7 @@ pub mod range;
 pub mod reason;
 pub mod service;
 pub mod sharing;
+mod smallmap;
 mod space;
 
 pub use allocator::{allocate_all, Allocator, Assignment, PoolChange};

@@ -104,7 +104,7 @@ impl fmt::Display for Port {
 }
 
 /// `spec.externalTrafficPolicy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum TrafficPolicy {
     /// Every node forwards to every endpoint (the Kubernetes default).
     #[default]

@@ -14,15 +14,22 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::reason::AllocError;
-use super::service::{Port, ServiceKey, ServiceSpec, TrafficPolicy};
+use super::service::{Port, Protocol, ServiceKey, ServiceSpec, TrafficPolicy};
 
-/// What sharing compatibility depends on, kept by the allocator for Services that share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Sharing {
+/// Who may share with whom, ports aside: Services may share an address only if they are in
+/// the same group (same key, same backends).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Group {
     pub(crate) key: String,
     pub(crate) traffic: TrafficPolicy,
     /// The selector, kept only for `Local` (it does not matter for `Cluster`).
     pub(crate) selector: Option<BTreeMap<String, String>>,
+}
+
+/// What sharing compatibility depends on, kept by the allocator for Services that share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sharing {
+    pub(crate) group: Group,
     /// Sorted, without duplicates.
     pub(crate) ports: Vec<Port>,
 }
@@ -32,10 +39,12 @@ impl Sharing {
     pub(crate) fn of(spec: &ServiceSpec) -> Option<Sharing> {
         let key = spec.sharing_key()?;
         Some(Sharing {
-            key: key.to_string(),
-            traffic: spec.traffic_policy(),
-            selector: (spec.traffic_policy() == TrafficPolicy::Local)
-                .then(|| spec.selector().clone()),
+            group: Group {
+                key: key.to_string(),
+                traffic: spec.traffic_policy(),
+                selector: (spec.traffic_policy() == TrafficPolicy::Local)
+                    .then(|| spec.selector().clone()),
+            },
             ports: spec.ports().to_vec(),
         })
     }
@@ -49,38 +58,53 @@ pub(crate) fn check(
     holder: &ServiceKey,
     theirs: Option<&Sharing>,
 ) -> Result<(), AllocError> {
+    check_group(ip, ours, holder, theirs)?;
+    let (Some(ours), Some(theirs)) = (ours, theirs) else {
+        return Ok(());
+    };
+    if let Some(port) = first_common(&ours.ports, &theirs.ports) {
+        return Err(AllocError::PortCollision {
+            ip,
+            port,
+            by: holder.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// [`check`] without the ports: both share, in the same group.
+pub(crate) fn check_group(
+    ip: IpAddr,
+    ours: Option<&Sharing>,
+    holder: &ServiceKey,
+    theirs: Option<&Sharing>,
+) -> Result<(), AllocError> {
     let (Some(ours), Some(theirs)) = (ours, theirs) else {
         return Err(AllocError::InUse {
             ip,
             by: holder.clone(),
         });
     };
-    if ours.key != theirs.key {
+    let (a, b) = (&ours.group, &theirs.group);
+    if a.key != b.key {
         return Err(AllocError::SharingKeyMismatch {
             ip,
             by: holder.clone(),
-            key: ours.key.clone(),
-            theirs: theirs.key.clone(),
+            key: a.key.clone(),
+            theirs: b.key.clone(),
         });
     }
-    if ours.traffic != theirs.traffic {
+    if a.traffic != b.traffic {
         return Err(AllocError::TrafficPolicyMismatch {
             ip,
             by: holder.clone(),
-            ours: ours.traffic,
-            theirs: theirs.traffic,
+            ours: a.traffic,
+            theirs: b.traffic,
         });
     }
-    if ours.selector != theirs.selector {
+    if a.selector != b.selector {
         return Err(AllocError::SelectorMismatch {
             ip,
-            by: holder.clone(),
-        });
-    }
-    if let Some(port) = first_common(&ours.ports, &theirs.ports) {
-        return Err(AllocError::PortCollision {
-            ip,
-            port,
             by: holder.clone(),
         });
     }
@@ -98,6 +122,21 @@ fn first_common(a: &[Port], b: &[Port]) -> Option<Port> {
         }
     }
     None
+}
+
+/// A fixed 64-bit hash of one port (splitmix64). The signature of a set of ports is the XOR
+/// of its ports' hashes: independent of order, and updated in `O(1)` per port added or removed.
+/// Fixed (not `std`'s randomly seeded hasher) so that decisions are the same on every run.
+pub(crate) fn port_hash(port: Port) -> u64 {
+    let protocol: u64 = match port.protocol {
+        Protocol::Tcp => 1,
+        Protocol::Udp => 2,
+        Protocol::Sctp => 3,
+    };
+    let mut z = (protocol << 16 | u64::from(port.port)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]
