@@ -175,3 +175,33 @@ async fn polling_reflector_sees_changes_without_watching() {
         .iter()
         .all(|r| !r.query.contains("watch=true")));
 }
+
+#[test]
+fn client_certificates_from_a_kubeconfig_are_loaded() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["ferrolb".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n    certificate-authority-data: {ca}\nusers:\n- name: u\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+        ca = b64(&cert.pem()),
+        cert = b64(&cert.pem()),
+        key = b64(&key.serialize_pem()),
+    );
+    let conn = kubeconfig::parse(&text, Path::new("/"), None).unwrap();
+    assert!(conn.client_cert.is_some() && conn.client_key.is_some());
+    assert!(
+        conn.http_client().is_ok(),
+        "certificate, key and CA are usable"
+    );
+    // A key that does not parse is refused with a message naming it.
+    let broken = text.replace(&b64(&key.serialize_pem()), &b64("not a key"));
+    let conn = kubeconfig::parse(&broken, Path::new("/"), None).unwrap();
+    let err = conn.http_client().unwrap_err().to_string();
+    assert!(err.contains("client key"), "{err}");
+}
