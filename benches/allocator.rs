@@ -583,8 +583,12 @@ async fn takeover(bin: &Path, lease: &str, runs: usize) {
         })
         .await
         .expect("someone holds the Lease");
-        // Let every daemon settle (the restarted one must have synced and be following).
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        // Let every daemon settle (the restarted one must have synced and be following), then
+        // kill at a random phase of the renewal cycle: a fixed delay would always hit the same
+        // point between two renewals and hide the spread.
+        let (_, _, retry) = lease_settings(lease);
+        let retry = humantime::parse_duration(retry).expect("a duration");
+        tokio::time::sleep(Duration::from_secs(3) + retry.mul_f64(fastrand::f64())).await;
         let Some(pos) = daemons.iter().position(|d| d.name == holder) else {
             panic!("holder {holder} is not one of ours");
         };
