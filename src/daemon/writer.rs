@@ -3,6 +3,7 @@
 //! never retried blindly: the Service is read again and handed back to the main loop, which
 //! decides again on the fresh object (re-read, re-decide, retry).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -24,13 +25,14 @@ pub async fn run(
     reread: mpsc::Sender<Update<ServiceInfo>>,
 ) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
+    let mut annotated = Annotated::default();
     while let Some(action) = actions.recv().await {
         if !*leading.borrow() {
             // Lost the Lease since deciding: the new holder decides from the API's state.
             continue;
         }
         let key = action.key().clone();
-        match perform(&client, &events, action).await {
+        match perform(&client, &events, &mut annotated, action).await {
             // The watch brings the written Service back in order; feeding our own response in
             // too could let an older watch event overtake it.
             Ok(()) => backoff.reset(),
@@ -68,7 +70,41 @@ pub async fn run(
     }
 }
 
-async fn perform(client: &Client, events: &EventRecorder, action: Action) -> Result<(), KubeError> {
+/// Services whose status this writer set and then annotated: the `resourceVersion` the status
+/// write produced, and the pool. The watch brings that intermediate version (addresses, no
+/// annotation yet) to the allocator, which asks for the annotation again; that request would be
+/// a duplicate of the patch that already followed the status write, so it is skipped.
+#[derive(Default)]
+struct Annotated(HashMap<ObjectKey, (String, String)>);
+
+/// Entries are consumed by the intermediate watch event; this bounds the map if one never comes
+/// (e.g. a relist skipped it).
+const ANNOTATED_MAX: usize = 4096;
+
+impl Annotated {
+    fn insert(&mut self, key: ObjectKey, status_rv: String, pool: String) {
+        if self.0.len() >= ANNOTATED_MAX {
+            self.0.clear();
+        }
+        self.0.insert(key, (status_rv, pool));
+    }
+
+    /// Whether the annotation write for `key` at `rv` with `pool` was already done.
+    fn take(&mut self, key: &ObjectKey, rv: &str, pool: &str) -> bool {
+        let done = self.0.get(key).is_some_and(|(r, p)| r == rv && p == pool);
+        if done {
+            self.0.remove(key);
+        }
+        done
+    }
+}
+
+async fn perform(
+    client: &Client,
+    events: &EventRecorder,
+    annotated: &mut Annotated,
+    action: Action,
+) -> Result<(), KubeError> {
     match action {
         Action::Write {
             key,
@@ -78,11 +114,19 @@ async fn perform(client: &Client, events: &EventRecorder, action: Action) -> Res
             status_changed,
             note,
         } => {
+            let mut status_rv = None;
             if status_changed {
-                status::write_ingress(client, &key, &resource_version, &addresses).await?;
+                let svc =
+                    status::write_ingress(client, &key, &resource_version, &addresses).await?;
                 tracing::info!(service = %key, ?addresses, %pool, "addresses assigned");
+                status_rv = Some(svc.resource_version);
+            } else if annotated.take(&key, &resource_version, &pool) {
+                return Ok(());
             }
             let svc = status::annotate_pool(client, &key, Some(&pool)).await?;
+            if let Some(rv) = status_rv {
+                annotated.insert(key, rv, pool);
+            }
             record(events, &svc, note);
             Ok(())
         }
@@ -91,6 +135,7 @@ async fn perform(client: &Client, events: &EventRecorder, action: Action) -> Res
             resource_version,
             note,
         } => {
+            annotated.0.remove(&key);
             status::write_ingress(client, &key, &resource_version, &[]).await?;
             let svc = status::annotate_pool(client, &key, None).await?;
             tracing::info!(service = %key, "addresses cleared");
