@@ -69,6 +69,10 @@ pub struct Kubernetes {
     pub poll_interval: Duration,
     /// Interval of full re-lists, as a safety net.
     pub resync_interval: Duration,
+    /// Requests per second to the API server, on average (client-go's `--kube-api-qps`).
+    pub qps: u32,
+    /// Requests allowed in a burst (client-go's `--kube-api-burst`).
+    pub burst: u32,
 }
 
 /// `[cluster]`: the gossip membership that detects dead nodes quickly.

@@ -75,6 +75,10 @@ pub struct KubernetesSection {
     pub poll_interval: DurationValue,
     /// Resync interval (default 10m).
     pub resync_interval: DurationValue,
+    /// Requests per second to the API server, on average (default 20).
+    pub qps: u32,
+    /// Requests allowed in a burst above `qps` (default 50).
+    pub burst: u32,
 }
 
 impl Default for KubernetesSection {
@@ -93,6 +97,8 @@ impl Default for KubernetesSection {
             watch: true,
             poll_interval: DurationValue::secs(30),
             resync_interval: DurationValue::secs(600),
+            qps: 20,
+            burst: 50,
         }
     }
 }

@@ -287,6 +287,26 @@ impl Validator<'_> {
                 ok = false;
             }
         }
+        if !(1..=10_000).contains(&k.qps) {
+            self.err(
+                "kubernetes.qps",
+                format!(
+                    "{} requests per second is out of range: use 1 to 10000 (default 20)",
+                    k.qps
+                ),
+            );
+            ok = false;
+        } else if k.burst < k.qps || k.burst > 10_000 {
+            let at = self.written(&["kubernetes.burst", "kubernetes.qps"]);
+            self.err(
+                at,
+                format!(
+                    "burst ({}) must be at least qps ({}) and at most 10000",
+                    k.burst, k.qps
+                ),
+            );
+            ok = false;
+        }
         let kubeconfig = self.path("kubernetes.kubeconfig", &k.kubeconfig);
         let token_file = self.path("kubernetes.token_file", &k.token_file);
         let ca_file = self.path("kubernetes.ca_file", &k.ca_file);
@@ -306,6 +326,8 @@ impl Validator<'_> {
             watch: k.watch,
             poll_interval: poll,
             resync_interval: resync,
+            qps: k.qps,
+            burst: k.burst,
         })
     }
 

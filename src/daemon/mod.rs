@@ -32,10 +32,6 @@ use crate::kube::{kubeconfig, Client, Connection};
 pub const LEASE_NAME: &str = "ferrolb-allocator";
 /// Where the kubeconfig is looked for when ferrolb.toml names neither a kubeconfig nor a server.
 pub const DEFAULT_KUBECONFIG: &str = "/etc/ferrolb/kubeconfig";
-/// Requests per second to the API server, on average (client-go's flag `--kube-api-qps`).
-const API_QPS: f64 = 20.0;
-/// Burst above that.
-const API_BURST: u32 = 50;
 /// How long a stopping daemon waits for the Lease release.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -263,7 +259,8 @@ pub fn connection(config: &Config) -> Result<Connection, DaemonError> {
 
 fn api_client(config: &Config) -> Result<Client, DaemonError> {
     let conn = connection(config)?;
-    Client::new(&conn, API_QPS, API_BURST)
+    let k = &config.kubernetes;
+    Client::new(&conn, f64::from(k.qps), k.burst)
         .map_err(|e| DaemonError::Kubernetes(format!("Kubernetes API {}: {e}", conn.server)))
 }
 

@@ -281,6 +281,26 @@ fn durations_need_units_and_sense() {
     );
 }
 
+#[test]
+fn api_rate_limit_is_bounded_and_burst_covers_qps() {
+    let d = refused("[kubernetes]\nqps = 0\n", "kubernetes.qps", "1 to 10000");
+    assert_eq!(line(&d), Some(2));
+    refused(
+        "[kubernetes]\nqps = 100\nburst = 10\n",
+        "kubernetes.burst",
+        "at least qps (100)",
+    );
+    let ok = load_str(
+        "t.toml",
+        "[kubernetes]\nqps = 100\nburst = 200\n[cluster]\nenabled = false\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (ok.config.kubernetes.qps, ok.config.kubernetes.burst),
+        (100, 200)
+    );
+}
+
 // --- [cluster], [metrics], [log], [l2] -------------------------------------------------------
 
 #[test]
