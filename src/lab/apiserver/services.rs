@@ -454,24 +454,8 @@ fn prepare_spec(
     }
 
     // IP families.
-    let mut families: Vec<String> = spec
-        .get("ipFamilies")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut given_ips: Vec<String> = spec
-        .get("clusterIPs")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut families = string_list(spec, "ipFamilies");
+    let mut given_ips = string_list(spec, "clusterIPs");
     if let Some(ip) = spec
         .get("clusterIP")
         .and_then(Value::as_str)
@@ -730,6 +714,18 @@ fn allocate_port(used: &Used, ranges: &ServiceRanges) -> Option<u16> {
         }
     }
     (lo..=hi).find(|p| !used.has_port(*p))
+}
+
+/// The strings of the array `spec[key]` (non-strings skipped; missing: empty).
+fn string_list(spec: &Map<String, Value>, key: &str) -> Vec<String> {
+    spec.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
