@@ -68,6 +68,20 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// The write this step asks for: the precondition (`None`: create) and the spec.
+    fn into_write(self) -> Option<(Option<String>, LeaseSpec)> {
+        match self {
+            Step::Create(spec) => Some((None, spec)),
+            Step::Update {
+                resource_version,
+                spec,
+            } => Some((Some(resource_version), spec)),
+            Step::Follow { .. } => None,
+        }
+    }
+}
+
 /// The pure leader-election decision for one candidate.
 #[derive(Debug, Clone)]
 pub struct Elector {
@@ -237,8 +251,11 @@ pub async fn run(
     }
     if *leading.borrow() {
         leading.send_replace(false);
-        if let Some(step) = last_record.and_then(|r| elector.release(&r, Timestamp::now())) {
-            match write(&client, &path, &collection, &settings, step).await {
+        let release = last_record
+            .and_then(|r| elector.release(&r, Timestamp::now()))
+            .and_then(Step::into_write);
+        if let Some((rv, spec)) = release {
+            match write(&client, &path, &collection, &settings, rv, spec).await {
                 Ok(_) => tracing::info!(lease = %settings.name, "released the allocator lease"),
                 Err(error) => {
                     tracing::warn!(lease = %settings.name, %error, "could not release the allocator lease; it expires by itself")
@@ -262,12 +279,11 @@ async fn attempt(
         Err(e) => return Err(e),
     };
     let step = elector.step(current.as_ref(), Instant::now(), Timestamp::now());
-    if let Step::Follow { .. } = step {
-        return current
-            .map(|r| (r, false))
-            .ok_or_else(|| unreachable_follow(path));
-    }
-    match write(client, path, collection, settings, step).await {
+    let Some((rv, spec)) = step.into_write() else {
+        // Following: someone else holds the record we just read.
+        return Ok((current.unwrap_or_else(empty_record), false));
+    };
+    match write(client, path, collection, settings, rv, spec).await {
         Ok(lease) => Ok((LeaseRecord::from_lease(&lease), true)),
         // Another candidate wrote first: it leads; we will read its record next round.
         Err(e) if e.is_conflict() => Ok((current.unwrap_or_else(empty_record), false)),
@@ -285,47 +301,29 @@ fn empty_record() -> LeaseRecord {
     }
 }
 
-fn unreachable_follow(path: &str) -> KubeError {
-    // `Elector::step` only follows an existing record; kept as an error rather than a panic.
-    KubeError::Decode {
-        method: "GET",
-        url: path.to_string(),
-        reason: "no lease record to follow".into(),
-    }
-}
-
+/// Creates the Lease (`resource_version` `None`) or replaces it at `resource_version`.
 async fn write(
     client: &Client,
     path: &str,
     collection: &str,
     settings: &ElectionSettings,
-    step: Step,
+    resource_version: Option<String>,
+    spec: LeaseSpec,
 ) -> Result<Lease, KubeError> {
-    let meta = |rv: Option<String>| ObjectMeta {
-        name: Some(settings.name.clone()),
-        namespace: Some(settings.namespace.clone()),
-        resource_version: rv,
-        ..ObjectMeta::default()
-    };
-    match step {
-        Step::Create(spec) => {
-            let lease = Lease {
-                metadata: meta(None),
-                spec: Some(spec),
-            };
-            client.create(collection, &lease).await
-        }
-        Step::Update {
+    let create = resource_version.is_none();
+    let lease = Lease {
+        metadata: ObjectMeta {
+            name: Some(settings.name.clone()),
+            namespace: Some(settings.namespace.clone()),
             resource_version,
-            spec,
-        } => {
-            let lease = Lease {
-                metadata: meta(Some(resource_version)),
-                spec: Some(spec),
-            };
-            client.replace(path, &lease).await
-        }
-        Step::Follow { .. } => Err(unreachable_follow(path)),
+            ..ObjectMeta::default()
+        },
+        spec: Some(spec),
+    };
+    if create {
+        client.create(collection, &lease).await
+    } else {
+        client.replace(path, &lease).await
     }
 }
 
