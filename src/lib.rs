@@ -12,3 +12,4 @@ pub mod ipam;
 pub mod kube;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod plan;
