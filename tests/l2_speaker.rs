@@ -234,6 +234,19 @@ fn udp(lab: &Lab, ns: &str, address: &str, count: u32) {
         .expect_ok("python3 udp");
 }
 
+/// Whether `dev` in `ns` is a member of the IPv6 multicast `group` (kernel's `/proc/net/igmp6`).
+fn joined(lab: &Lab, ns: &str, dev: &str, group: &str) -> bool {
+    let group: std::net::Ipv6Addr = group.parse().expect("group");
+    let hex: String = group.octets().iter().map(|b| format!("{b:02x}")).collect();
+    lab.exec(ns, "cat", &["/proc/net/igmp6"])
+        .expect_ok("igmp6")
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(1) == Some(&dev) && f.get(2) == Some(&hex.as_str())
+        })
+}
+
 fn rx_packets(lab: &Lab, ns: &str, dev: &str) -> u64 {
     let out = lab
         .exec(ns, "ip", &["-j", "-s", "link", "show", dev])
@@ -291,6 +304,12 @@ fn answers_follow_set() {
         ndisc(&lab, &client, "fd00:250:60::100").as_deref(),
         Some(mac.as_str())
     );
+    // The solicited-node group of the IPv6 address is joined through the IP stack.
+    let group = "ff02::1:ff00:100";
+    assert!(
+        joined(&lab, &n1.ns, "eth0", group),
+        "solicited-node group joined"
+    );
     let c = speaker.counters();
     assert!(c.arp_replies >= 1 && c.na_replies >= 1, "{c:?}");
     assert!(
@@ -341,7 +360,12 @@ fn answers_follow_set() {
         ndisc(&lab, &client, "fd00:250:60::100").as_deref(),
         Some(mac.as_str())
     );
+    assert!(joined(&lab, &n1.ns, "eth0", group));
     speaker.set(&[]);
+    assert!(
+        !joined(&lab, &n1.ns, "eth0", group),
+        "group left with its address"
+    );
     assert_eq!(ndisc(&lab, &client, "fd00:250:60::100"), None);
     assert_eq!(arping(&lab, &client, "10.250.60.100"), None);
     assert!(speaker.snapshot().is_empty());
@@ -468,6 +492,7 @@ fn takeover_updates_a_clients_neighbour_entry() {
 
     // The address moves: n1 lets go, n2 takes it.
     s1.set(&[]);
+    let released = s1.counters();
     let moved = Instant::now();
     s2.set(&[(v4, &[]), (v6, &[])]);
     for a in [v4, v6] {
@@ -491,6 +516,28 @@ fn takeover_updates_a_clients_neighbour_entry() {
     );
     eprintln!("client neighbour entries moved {took:?} after the takeover");
     assert_eq!(arping(&lab, &client, v4).as_deref(), Some(mac2.as_str()));
+
+    // The repeats: the whole burst (t = 0, 1.1, 2.2, 3.3, 4.4 s) goes out from n2, and none of
+    // n1's remaining repeats once it let go.
+    wait_for("n2's whole burst", WAIT, || {
+        let c = s2.counters();
+        match (c.gratuitous_arp_sent, c.unsolicited_na_sent) {
+            (10, 5) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let burst = moved.elapsed();
+    assert!(burst >= Duration::from_millis(4400), "{burst:?}");
+    let c1 = s1.counters();
+    assert_eq!(
+        (c1.gratuitous_arp_sent, c1.unsolicited_na_sent),
+        (released.gratuitous_arp_sent, released.unsolicited_na_sent),
+        "n1 stopped announcing when it let go"
+    );
+    assert!(
+        released.gratuitous_arp_sent < 10,
+        "n1 let go before its burst ended"
+    );
 }
 
 /// The socket filters keep other traffic away from the responders: a flood of IPv4 and IPv6
