@@ -502,6 +502,60 @@ mod tests {
         ));
     }
 
+    /// A receiver that fails at once, or panics.
+    struct Broken {
+        panic: bool,
+    }
+
+    impl DataLinkReceiver for Broken {
+        fn next(&mut self) -> std::io::Result<&[u8]> {
+            assert!(!self.panic, "a bug in a dependency");
+            Err(std::io::Error::from_raw_os_error(libc::ENETDOWN))
+        }
+    }
+
+    /// A responder whose socket fails (and whose interface cannot be reopened: there is no
+    /// interface with that index) counts the failures, retries with growing delays rather than
+    /// spinning, survives a panic, and still stops promptly when told.
+    fn failing_thread(panic: bool) {
+        let counters = Arc::new(CounterCells::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let context = Context {
+            ifindex: 0x7fff_fff0,
+            ifname: "gone0".into(),
+            mac: OURS,
+            protocol: Protocol::Arp,
+            table: Arc::default(),
+            counters: counters.clone(),
+            stop: stop.clone(),
+            sender: Arc::default(),
+        };
+        let thread = std::thread::spawn(move || run(context, Some(Box::new(Broken { panic }))));
+        std::thread::sleep(Duration::from_millis(1000));
+        let errors = counters.snapshot().socket_errors;
+        // 1 failure, then reopen attempts at +0.1, +0.3, +0.7 s (backoff 0.1, 0.2, 0.4 s).
+        assert!((2..=5).contains(&errors), "{errors} failures in a second");
+        let asked = Instant::now();
+        stop.store(true, Ordering::SeqCst);
+        thread.thread().unpark();
+        thread.join().expect("the thread never panics");
+        assert!(
+            asked.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_failing_socket_is_retried_with_backoff_and_the_thread_still_stops() {
+        failing_thread(false);
+    }
+
+    #[test]
+    fn a_panic_while_receiving_is_caught_and_retried() {
+        failing_thread(true);
+    }
+
     #[test]
     fn the_table_follows_the_assignment() {
         use crate::l2::assign::Target;
