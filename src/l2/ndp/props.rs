@@ -179,6 +179,9 @@ proptest! {
         let group = solicited_node(Ipv6Addr::from(address));
         prop_assert!(is_solicited_node(group));
         prop_assert_eq!(u128::from(group) & 0xff_ffff, address & 0xff_ffff);
-        prop_assert_eq!(u128::from(group) >> 24, 0xff02_0000_0000_0000_0000_0001_ff);
+        prop_assert_eq!(
+            u128::from(group) & !0xff_ffff,
+            u128::from(Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 0))
+        );
     }
 }
