@@ -139,6 +139,25 @@ async fn members_converge_and_share_metadata() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_bandwidth_at_three_members_is_small() {
+    let ms = cluster(3, |_| keys(&[1])).await;
+    let before: Vec<_> = ms.iter().map(|m| m.counters().snapshot()).collect();
+    let window = Duration::from_secs(3);
+    tokio::time::sleep(window).await;
+    for (i, m) in ms.iter().enumerate() {
+        let c = m.counters().snapshot();
+        let out = (c.bytes_out - before[i].bytes_out) as f64 / window.as_secs_f64();
+        let pkts = (c.packets_out - before[i].packets_out) as f64 / window.as_secs_f64();
+        println!(
+            "m{i}: {out:.0} B/s out in {pkts:.1} packets/s (UDP payload, steady state, 3 members)"
+        );
+        // A probe round is a ping and an ack of ~100-200 bytes every 100 ms.
+        assert!(out < 20_000.0, "{out} B/s");
+        assert_eq!(c.member_down, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_first_node_is_synced_by_timeout() {
     let m = Membership::start(settings("alone", keys(&[1]), &[]))
         .await
@@ -393,8 +412,8 @@ async fn forged_and_replayed_packets_change_nothing_and_are_counted() {
     let n = captured.len() as u64;
     settle_counters(&ms[0], |c| {
         c.dropped_replay >= base.dropped_replay + n
-            && c.dropped_auth >= base.dropped_auth + n + 1
-            && c.dropped_malformed >= base.dropped_malformed + 1
+            && c.dropped_auth > base.dropped_auth + n
+            && c.dropped_malformed > base.dropped_malformed
             && c.dropped_unknown_key > base.dropped_unknown_key
             && c.dropped_security_mismatch > base.dropped_security_mismatch
     })

@@ -105,10 +105,13 @@ impl Ord for Scheduled {
 
 type Swim = Foca<NodeId, Codec, SmallRng, Handler>;
 
+/// Datagrams captured by the test hook, with their destinations.
+pub(crate) type Captured = Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>;
+
 /// What the handle and the task share.
 pub(crate) struct Shared {
     pub counters: Arc<Counters>,
-    pub captured: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    pub captured: Captured,
 }
 
 /// The task's state.

@@ -320,7 +320,7 @@ mod tests {
         let mut s = Suspicions::new();
         let b = SuspicionBounds::new(150 * MS, 3, 2, 3);
         let x = member(1);
-        s.confirm(x.addr, 0, member(2).addr, 0 * MS);
+        s.confirm(x.addr, 0, member(2).addr, Duration::ZERO);
         assert_eq!(s.start(x, 0, 0, 50 * MS, b), 200 * MS);
     }
 
@@ -328,9 +328,9 @@ mod tests {
     fn refuted_suspicions_are_pruned() {
         let mut s = Suspicions::new();
         let b = SuspicionBounds::new(150 * MS, 3, 2, 3);
-        s.start(member(1), 0, 0, 0 * MS, b);
-        s.start(member(2), 0, 0, 0 * MS, b);
-        s.prune(0 * MS, 10 * MS, |a, _| a.port() == 2);
+        s.start(member(1), 0, 0, Duration::ZERO, b);
+        s.start(member(2), 0, 0, Duration::ZERO, b);
+        s.prune(Duration::ZERO, 10 * MS, |a, _| a.port() == 2);
         assert_eq!(s.len(), 1);
         assert!(s.deadline(member(2).addr, 0).is_some());
     }

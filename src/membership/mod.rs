@@ -96,7 +96,7 @@ pub struct Membership {
     cmds: mpsc::UnboundedSender<Command>,
     view: watch::Receiver<MembershipView>,
     counters: Arc<Counters>,
-    captured: Arc<Mutex<Vec<(SocketAddr, Vec<u8>)>>>,
+    captured: driver::Captured,
     identity: NodeId,
     task: JoinHandle<()>,
 }

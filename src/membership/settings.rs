@@ -50,10 +50,11 @@ impl Default for Timing {
     /// - suspect → down: 150 ms once the third node confirms (or right away with 2 nodes),
     ///   450 ms for a lone suspicion; a live suspect refutes within one round trip of hearing
     ///   it (the suspicion is pushed to it at once), so 150 ms leaves >100× margin;
-    /// - detection ≈ wait for the next probe of the dead node (0-100 ms) + one round (100 ms)
-    ///   + suspicion (150-200 ms once confirmed) ≈ 250-450 ms, while a node that merely stalls
-    ///   must lose a direct *and* an indirect ping and then stay silent for ≥150 ms more;
-    ///   Lifeguard awareness stretches probes up to 9× on a node that is itself starved.
+    /// - detection ≈ the wait for the next probe of the dead node (0-100 ms), plus one round
+    ///   (100 ms), plus the suspicion (150-200 ms once confirmed): 250-450 ms; a node that
+    ///   merely stalls must lose a direct *and* an indirect ping and then stay silent for
+    ///   ≥150 ms more, and Lifeguard awareness stretches the probes of a node that is itself
+    ///   starved up to 9×.
     fn default() -> Timing {
         Timing {
             probe_interval: Duration::from_millis(100),
