@@ -225,6 +225,86 @@ async fn a_dead_member_is_declared_down_quickly() {
     assert!(max < Duration::from_secs(5), "max {max:?}");
 }
 
+/// A member that goes deaf and mute for a moment — shorter than a probe round plus a
+/// suspicion — is suspected at most, refutes, and is never declared down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_stall_is_refuted_not_declared_down() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let ms = cluster(3, |_| keys(&[1])).await;
+    let stall = Duration::from_millis(120);
+    for i in 0..15u64 {
+        tokio::time::sleep(Duration::from_millis(250 + 23 * i)).await;
+        ms[2].set_faults(Faults {
+            drop_incoming: true,
+            drop_outgoing: true,
+            capture_outgoing: false,
+        });
+        tokio::time::sleep(stall).await;
+        ms[2].set_faults(Faults::default());
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let c: Vec<_> = ms.iter().map(|m| m.counters().snapshot()).collect();
+    let suspicions: u64 = c.iter().map(|c| c.suspicions).sum();
+    println!(
+        "15 stalls of {} ms: {suspicions} suspicions raised, {} refuted by the stalled node, {} confirmations, downs {:?}",
+        stall.as_millis(),
+        c[2].refutations,
+        c[0].confirmations + c[1].confirmations,
+        c.iter().map(|c| c.member_down).collect::<Vec<_>>()
+    );
+    assert!(c.iter().all(|c| c.member_down == 0), "{c:#?}");
+    assert_eq!(c[2].rejoins, 0);
+    for m in &ms {
+        assert!(all_alive_with_meta(&m.view().borrow(), 3));
+    }
+}
+
+/// Gossip cut between one node and the rest: each side declares the other down; once the
+/// link is back, everyone is alive again (the side declared down rejoins under a new boot id,
+/// its metadata with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_heals() {
+    let ms = cluster(3, |_| keys(&[1])).await;
+    ms[2].set_claims(["10.2.2.2".parse().unwrap()].into());
+    let mut v0 = ms[0].view();
+    wait_for(&mut v0, LONG, "claims", |v| {
+        !v.members["m2"].claims.is_empty()
+    })
+    .await;
+    let cut = Faults {
+        drop_incoming: true,
+        drop_outgoing: true,
+        capture_outgoing: false,
+    };
+    ms[2].set_faults(cut);
+    wait_for(&mut v0, LONG, "m2 down", |v| {
+        v.members["m2"].state == MemberState::Down
+    })
+    .await;
+    let mut v2 = ms[2].view();
+    wait_for(&mut v2, LONG, "m2 alone", |v| {
+        v.members["m0"].state == MemberState::Down && v.members["m1"].state == MemberState::Down
+    })
+    .await;
+    let healed = Instant::now();
+    ms[2].set_faults(Faults::default());
+    for m in &ms {
+        wait_for(&mut m.view(), Duration::from_secs(20), "healed", |v| {
+            all_alive_with_meta(v, 3)
+        })
+        .await;
+    }
+    println!(
+        "partition healed {} ms after the link came back",
+        healed.elapsed().as_millis()
+    );
+    let v = ms[1].view().borrow().clone();
+    assert_eq!(v.members["m2"].claims.len(), 1, "claims survive a rejoin");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leave_is_seen_at_once_not_after_suspicion() {
     let ms = cluster(3, |_| keys(&[1])).await;

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use foca::{
-    AccumulatingRuntime, Codec as _, Foca, Message, OwnedNotification, PeriodicParams, State, Timer,
+    AccumulatingRuntime, Codec as _, Foca, Member, Message, OwnedNotification, PeriodicParams,
+    State, Timer,
 };
 use rand::rngs::SmallRng;
 use tokio::net::UdpSocket;
@@ -28,7 +29,7 @@ use super::meta::{split, Item, Meta, SuspicionNote};
 use super::packet::{Opener, Reject, Sealer, MAX_DATAGRAM, OVERHEAD};
 use super::settings::Timing;
 use super::view::{add, bump, Counters, MemberInfo, MemberState, MembershipView};
-use super::wire::{self, Body};
+use super::wire::{self, Body, Check};
 use crate::config::JoinAddress;
 
 /// foca's packet budget: a datagram minus the envelope and the body kind byte.
@@ -77,6 +78,7 @@ pub(crate) enum Command {
 enum Pending {
     Foca(Timer<NodeId>),
     Suspicion(SocketAddr, u16),
+    Check(u64),
 }
 
 #[derive(Debug)]
@@ -156,6 +158,11 @@ pub(crate) struct Driver {
     signature: u64,
     dirty: bool,
     outbox: Vec<(SocketAddr, Vec<u8>)>,
+    /// Checks of suspects awaiting an answer: nonce → (suspect, its boot, incarnation).
+    checks: HashMap<u64, (SocketAddr, u64, u16)>,
+    /// When we last checked a suspect on someone else's word.
+    checked: HashMap<(SocketAddr, u16), Instant>,
+    next_nonce: u64,
 }
 
 /// Milliseconds since the Unix epoch (the envelope's clock).
@@ -269,6 +276,9 @@ impl Driver {
             signature: 0,
             dirty: true,
             outbox: Vec::new(),
+            checks: HashMap::new(),
+            checked: HashMap::new(),
+            next_nonce: 0,
         };
         d.publish_meta();
         d.set_join(s.join);
@@ -480,6 +490,7 @@ impl Driver {
         }
         self.left = true;
         self.dirty = true;
+        self.publish();
         tracing::info!(node = %self.me.node, members = members.len(), "left the gossip cluster");
     }
 
@@ -529,6 +540,10 @@ impl Driver {
                     }
                 }
             }
+            Ok(Body::Check(check)) => self.answer_check(check),
+            Ok(Body::CheckAck(nonce)) => {
+                self.checks.remove(&nonce);
+            }
             Ok(Body::MetaRequest(reply_to)) => {
                 // Only to members: a key holder must not make us send to arbitrary places.
                 if self.foca.iter_members().any(|m| m.id().addr == reply_to) {
@@ -540,6 +555,43 @@ impl Driver {
                 tracing::debug!(%from, error = %e, "gossip body refused");
             }
         }
+    }
+
+    /// Someone checks on us: answer, and refute if told we are suspected.
+    fn answer_check(&mut self, check: Check) {
+        if check.about != self.me.addr || self.left {
+            return;
+        }
+        if let Some(incarnation) = check.suspected {
+            let me = Member::new(self.foca.identity().clone(), incarnation, State::Suspect);
+            if let Err(e) = self
+                .foca
+                .apply_many(std::iter::once(me), true, &mut self.rt)
+            {
+                tracing::debug!(error = %e, "cannot refute a suspicion");
+            }
+        }
+        // Answer members only: a key holder must not make us send to arbitrary places.
+        if check.nonce != 0
+            && self
+                .foca
+                .iter_members()
+                .any(|m| m.id().addr == check.reply_to)
+        {
+            self.outbox
+                .push((check.reply_to, wire::check_ack(check.nonce)));
+        }
+    }
+
+    /// Tells a member we suspect it (Lifeguard's buddy system), so it can refute at once.
+    fn buddy(&mut self, suspect: SocketAddr, incarnation: u16) {
+        let body = wire::check(&Check {
+            nonce: 0,
+            about: suspect,
+            suspected: Some(incarnation),
+            reply_to: self.me.addr,
+        });
+        self.outbox.push((suspect, body));
     }
 
     /// foca accepts a join request only if it names our gossip address; one sent to another
@@ -644,8 +696,33 @@ impl Driver {
                         self.dirty |= before != self.awareness;
                     }
                 }
+                Pending::Check(nonce) => {
+                    if let Some((about, boot, incarnation)) = self.checks.remove(&nonce) {
+                        // No answer: we confirm the suspicion, independently.
+                        bump(&self.shared.counters.confirmations);
+                        tracing::debug!(%about, incarnation, "suspect did not answer our check; confirming");
+                        self.add_note(SuspicionNote {
+                            by: self.me.addr,
+                            about,
+                            boot,
+                            incarnation,
+                        });
+                    }
+                }
                 Pending::Suspicion(addr, inc) => {
                     if let Some(exp) = self.suspicions.take_due(addr, inc, self.elapsed()) {
+                        // Only while it is still suspect in that incarnation: foca 2.0.0 sends
+                        // the member "you are down" (TurnUndead) on this timer even when the
+                        // member has refuted and is not declared down — it would then rejoin
+                        // under a new boot id for nothing.
+                        let still_suspect = self.foca.iter_membership_state().any(|m| {
+                            m.id() == &exp.member
+                                && m.incarnation() == exp.incarnation
+                                && m.state() == State::Suspect
+                        });
+                        if !still_suspect {
+                            continue;
+                        }
                         let timer = Timer::ChangeSuspectToDown {
                             member_id: exp.member,
                             incarnation: exp.incarnation,
@@ -695,37 +772,37 @@ impl Driver {
                 if new {
                     bump(&self.shared.counters.suspicions);
                     tracing::debug!(%addr, incarnation, timeout_ms = deadline.saturating_sub(self.elapsed()).as_millis() as u64, "suspecting member");
-                    let note = SuspicionNote {
+                    self.add_note(SuspicionNote {
                         by: self.me.addr,
                         about: addr,
                         boot,
                         incarnation,
-                    };
-                    lock(&self.inbox).adding_local = true;
-                    let _ = self.foca.add_broadcast(&Item::Suspicion(note).encode());
-                    lock(&self.inbox).adding_local = false;
-                    // Push it now: the suspect can refute, others can confirm.
-                    self.gossip_now = true;
+                    });
+                    self.buddy(addr, incarnation);
                 }
             }
             other => self.push(now + after, Pending::Foca(other)),
         }
     }
 
+    /// Our suspicion (or confirmation) of a member, for the others to count; pushed now so
+    /// the suspect can refute and the others can check.
+    fn add_note(&mut self, note: SuspicionNote) {
+        lock(&self.inbox).adding_local = true;
+        let _ = self.foca.add_broadcast(&Item::Suspicion(note).encode());
+        lock(&self.inbox).adding_local = false;
+        self.gossip_now = true;
+    }
+
     // === after every event ===
 
     async fn flush(&mut self) {
+        // Bounded: each round only reacts to what the previous one produced.
         for _ in 0..16 {
             while let Some(n) = self.rt.to_notify() {
                 self.notification(n).await;
             }
             self.drain_schedule();
-            while let Some((dst, data)) = self.rt.to_send() {
-                self.send_body(dst.addr, &wire::foca(&data)).await;
-            }
-            for (to, body) in std::mem::take(&mut self.outbox) {
-                self.send_body(to, &body).await;
-            }
             self.drain_inbox();
             if std::mem::take(&mut self.gossip_now) {
                 let _ = self.foca.gossip(&mut self.rt);
@@ -733,7 +810,18 @@ impl Driver {
             if std::mem::take(&mut self.broadcast_now) && !self.left {
                 let _ = self.foca.broadcast(&mut self.rt);
             }
-            if self.rt.backlog() == 0 {
+            while let Some((dst, data)) = self.rt.to_send() {
+                self.send_body(dst.addr, &wire::foca(&data)).await;
+            }
+            for (to, body) in std::mem::take(&mut self.outbox) {
+                self.send_body(to, &body).await;
+            }
+            let idle = self.rt.backlog() == 0
+                && self.outbox.is_empty()
+                && !self.gossip_now
+                && !self.broadcast_now
+                && lock(&self.inbox).notes.is_empty();
+            if idle {
                 break;
             }
         }
@@ -830,7 +918,34 @@ impl Driver {
                     self.epoch + deadline,
                     Pending::Suspicion(n.about, n.incarnation),
                 );
+                continue;
             }
+            // Not our suspicion (yet): check the suspect ourselves before confirming.
+            let key = (n.about, n.incarnation);
+            let at = Instant::now();
+            let recently = self
+                .checked
+                .get(&key)
+                .is_some_and(|t| at.saturating_duration_since(*t) < self.timing.probe_interval);
+            let known = self
+                .foca
+                .iter_members()
+                .any(|m| m.id().addr == n.about && m.id().boot == n.boot);
+            if recently || !known || n.about == self.me.addr || self.left {
+                continue;
+            }
+            self.checked.insert(key, at);
+            self.next_nonce += 1;
+            let nonce = self.next_nonce;
+            self.checks.insert(nonce, (n.about, n.boot, n.incarnation));
+            let body = wire::check(&Check {
+                nonce,
+                about: n.about,
+                suspected: Some(n.incarnation),
+                reply_to: self.me.addr,
+            });
+            self.outbox.push((n.about, body));
+            self.push(at + self.timing.probe_timeout, Pending::Check(nonce));
         }
     }
 
@@ -844,6 +959,12 @@ impl Driver {
                 tracing::debug!(error = ?e, "gossip config not updated");
             }
         }
+        // Keep telling suspects they are suspected (a deaf moment may have eaten the first).
+        for (addr, inc) in self.suspicions.held() {
+            self.buddy(addr, inc);
+        }
+        self.checked
+            .retain(|_, t| now.saturating_duration_since(*t) < Duration::from_secs(10));
         // Metadata we lack: ask its owner.
         let missing: Vec<SocketAddr> = {
             let inbox = lock(&self.inbox);

@@ -19,11 +19,15 @@
 //! - **Indirect probes** are foca's own (`num_indirect_probes`): a member that misses a
 //!   direct ping is pinged through others before it is suspected.
 //!
-//! Not done (yet): Lifeguard's *buddy system* (telling a suspect directly that it is
-//! suspected — foca gossips the suspicion to random members instead; with the driver's
-//! immediate gossip on every change the suspect hears of it within one round trip in small
-//! clusters) and nack-based awareness (foca's indirect probes have no nacks, so the score
-//! counts every failed probe, as memberlist does when its peers cannot nack).
+//! - **Buddy system and independent confirmation** (the driver, with `wire::Check`): the
+//!   suspector tells the suspect directly, at once and every 100 ms while the suspicion lasts,
+//!   so a member that was briefly deaf refutes even if foca's gossip of the suspicion was spent
+//!   while it was; a member that hears of a suspicion checks the suspect itself and confirms
+//!   only if no answer comes within the probe timeout — so in a 3-node cluster the third
+//!   node's confirmation arrives ~40 ms after the suspicion instead of at its next probe.
+//!
+//! Not done: nack-based awareness (foca's indirect probes have no nacks, so the score counts
+//! every failed probe, as memberlist does when its peers cannot nack).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -233,6 +237,11 @@ impl Suspicions {
         self.active.retain(|(a, i), _| keep(*a, *i));
         self.early
             .retain(|_, (seen, _)| now.saturating_sub(*seen) <= max_age);
+    }
+
+    /// The suspicions held: (suspect address, incarnation).
+    pub fn held(&self) -> Vec<(SocketAddr, u16)> {
+        self.active.keys().copied().collect()
     }
 
     /// Suspicions held.

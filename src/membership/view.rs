@@ -176,6 +176,8 @@ counters! {
     member_restarted,
     /// Suspicions this node raised (its probe got no answer).
     suspicions,
+    /// Others' suspicions this node confirmed (the suspect did not answer its own check).
+    confirmations,
     /// Suspicions about this node that it refuted.
     refutations,
     /// Times this node was declared down and rejoined with a new boot id.

@@ -5,13 +5,35 @@
 //! kind 1: foca message      | 0x01 | foca bytes ...                        |
 //! kind 2: items             | 0x02 | len u16 | item | len u16 | item | ... |
 //! kind 3: metadata request  | 0x03 | postcard(SocketAddr to reply to)     |
+//! kind 4: liveness check    | 0x04 | postcard(Check)                       |
+//! kind 5: check answer      | 0x05 | postcard(nonce: u64)                  |
 //! ```
+//!
+//! Checks are Lifeguard's buddy system and independent confirmation, outside foca: a member
+//! that suspects another, or hears that someone does, asks the suspect directly; the suspect
+//! answers (and, told it is suspected, refutes at once); no answer within the probe timeout
+//! from a member that only heard of the suspicion confirms it.
 
 use std::net::SocketAddr;
 
 const KIND_FOCA: u8 = 1;
 const KIND_ITEMS: u8 = 2;
 const KIND_META_REQUEST: u8 = 3;
+const KIND_CHECK: u8 = 4;
+const KIND_CHECK_ACK: u8 = 5;
+
+/// "Are you alive?" — optionally "…you are suspected in this incarnation".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Check {
+    /// Echoed in the answer (0: no answer wanted).
+    pub nonce: u64,
+    /// Whom the check is for (a receiver with another address ignores it).
+    pub about: SocketAddr,
+    /// The incarnation the receiver is suspected in, if it is.
+    pub suspected: Option<u16>,
+    /// Where to answer.
+    pub reply_to: SocketAddr,
+}
 
 /// A decoded body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +44,10 @@ pub enum Body<'a> {
     Items(Vec<&'a [u8]>),
     /// "Send me your metadata" — to this address.
     MetaRequest(SocketAddr),
+    /// A liveness check.
+    Check(Check),
+    /// The answer to a check.
+    CheckAck(u64),
 }
 
 /// A body that does not parse.
@@ -63,6 +89,14 @@ impl<'a> Body<'a> {
             }
             KIND_META_REQUEST => match postcard::take_from_bytes::<SocketAddr>(rest) {
                 Ok((addr, [])) => Ok(Body::MetaRequest(addr)),
+                _ => Err(BodyError::Malformed),
+            },
+            KIND_CHECK => match postcard::take_from_bytes::<Check>(rest) {
+                Ok((c, [])) => Ok(Body::Check(c)),
+                _ => Err(BodyError::Malformed),
+            },
+            KIND_CHECK_ACK => match postcard::take_from_bytes::<u64>(rest) {
+                Ok((n, [])) => Ok(Body::CheckAck(n)),
                 _ => Err(BodyError::Malformed),
             },
             k => Err(BodyError::Kind(k)),
@@ -109,6 +143,20 @@ pub fn meta_request(reply_to: SocketAddr) -> Vec<u8> {
     b
 }
 
+/// The body of a liveness check.
+pub fn check(c: &Check) -> Vec<u8> {
+    let mut b = vec![KIND_CHECK];
+    b.extend(postcard::to_allocvec(c).unwrap_or_default());
+    b
+}
+
+/// The answer to check `nonce`.
+pub fn check_ack(nonce: u64) -> Vec<u8> {
+    let mut b = vec![KIND_CHECK_ACK];
+    b.extend(postcard::to_allocvec(&nonce).unwrap_or_default());
+    b
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -120,6 +168,17 @@ mod tests {
         assert_eq!(Body::decode(&foca(b"abc")), Ok(Body::Foca(b"abc")));
         let a: SocketAddr = "[fd00::1]:7946".parse().unwrap();
         assert_eq!(Body::decode(&meta_request(a)), Ok(Body::MetaRequest(a)));
+        let c = Check {
+            nonce: 7,
+            about: a,
+            suspected: Some(3),
+            reply_to: "10.0.0.1:7946".parse().unwrap(),
+        };
+        assert_eq!(Body::decode(&check(&c)), Ok(Body::Check(c)));
+        assert_eq!(
+            Body::decode(&check_ack(u64::MAX)),
+            Ok(Body::CheckAck(u64::MAX))
+        );
         let its = vec![vec![1; 600], vec![2; 600], vec![3; 10]];
         let bodies = items(&its, 1000);
         assert_eq!(bodies.len(), 2);
@@ -142,6 +201,8 @@ mod tests {
         assert_eq!(Body::decode(b"\x02\x00\x05ab"), Err(BodyError::Malformed));
         assert_eq!(Body::decode(b"\x02\x00\x00"), Err(BodyError::Malformed));
         assert_eq!(Body::decode(b"\x03\xff"), Err(BodyError::Malformed));
+        assert_eq!(Body::decode(b"\x04\x01"), Err(BodyError::Malformed));
+        assert_eq!(Body::decode(b"\x05\x01\x00"), Err(BodyError::Malformed));
     }
 
     proptest! {
