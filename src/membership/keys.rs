@@ -115,6 +115,11 @@ pub enum KeyError {
         /// 1-based line number of the first occurrence.
         first: usize,
     },
+    /// Gossip is encrypted but no key file is configured.
+    #[error(
+        "cluster.secret_file is not set: gossip must be encrypted (or set cluster.insecure = true)"
+    )]
+    NotConfigured,
     /// No key at all.
     #[error("{}: holds no key (only blank lines or comments); put a base64 key on the first line, from `head -c 32 /dev/urandom | base64`", path.display())]
     Empty {

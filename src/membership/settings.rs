@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::keys::{KeyError, Keyring};
@@ -111,17 +110,15 @@ pub struct Settings {
 impl Settings {
     /// Settings from the configuration: keys read from `cluster.secret_file` (unless
     /// `cluster.insecure`), the fingerprint of its pools, every pool as announceable (the
-    /// daemon narrows that with `set_pools` once it knows the interfaces).
+    /// daemon narrows that with `set_pools` once it knows the interfaces). `advertise` is
+    /// left unset: with `cluster.bind` on an unspecified address the daemon must set it to
+    /// the Node's InternalIP (port 0 keeps the bound port).
     pub fn from_config(config: &Config, node: &str) -> Result<Settings, KeyError> {
         let c = &config.cluster;
         let security = match (&c.secret_file, c.insecure) {
             (_, true) => Security::Insecure,
             (Some(path), false) => Security::Keys(Keyring::load(path)?),
-            (None, false) => {
-                return Err(KeyError::Empty {
-                    path: PathBuf::from("(cluster.secret_file unset)"),
-                })
-            }
+            (None, false) => return Err(KeyError::NotConfigured),
         };
         Ok(Settings {
             node: node.to_string(),
@@ -133,5 +130,48 @@ impl Settings {
             fingerprint: pool_fingerprint(config),
             pools: config.pools.iter().map(|p| p.name.clone()).collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Config {
+        crate::config::load_str("/etc/ferrolb/ferrolb.toml", text)
+            .unwrap()
+            .config
+    }
+
+    #[test]
+    fn from_config_reads_keys_timing_and_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("gossip.key");
+        std::fs::write(
+            &key,
+            "# test\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n",
+        )
+        .unwrap();
+        let pools = "[[pool]]\nname = \"a\"\nmode = \"l2\"\naddresses = [\"10.0.0.1\"]\n";
+        let text = format!(
+            "[cluster]\nsecret_file = \"{}\"\nprobe_interval = \"120ms\"\n{pools}",
+            key.display()
+        );
+        let config = load(&text);
+        let s = Settings::from_config(&config, "n1").unwrap();
+        assert!(matches!(&s.security, Security::Keys(r) if r.keys().len() == 1));
+        assert_eq!(s.timing.probe_interval, Duration::from_millis(120));
+        assert_eq!(s.timing.suspicion_confirmations, 2);
+        assert_eq!(s.fingerprint, pool_fingerprint(&config));
+        assert_eq!(s.pools, ["a".to_string()].into());
+        assert_eq!(s.bind, "0.0.0.0:7946".parse().unwrap());
+
+        std::fs::write(&key, "not a key\n").unwrap();
+        let e = Settings::from_config(&config, "n1").unwrap_err();
+        assert!(e.to_string().contains("gossip.key:1"), "{e}");
+
+        let insecure = load(&format!("[cluster]\ninsecure = true\n{pools}"));
+        let s = Settings::from_config(&insecure, "n1").unwrap();
+        assert!(matches!(s.security, Security::Insecure));
     }
 }
