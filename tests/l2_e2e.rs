@@ -49,25 +49,48 @@ fn only_on(node: &str) -> Vec<Ep<'_>> {
         .collect()
 }
 
-/// Creates Service `name` (and its EndpointSlice) and waits for its address.
+/// Creates Service `name` with `families` (none: the default, IPv4) and an EndpointSlice per
+/// family, and waits for its addresses (one per family, each from its family's pool).
+fn create_with(
+    l: &L2Lab,
+    name: &str,
+    local: bool,
+    families: &[&str],
+    endpoints: &[Ep<'_>],
+) -> Vec<IpAddr> {
+    let mut objects = vec![l2_service(name, local, families)];
+    let v6 = |f: &&str| *f == "IPv6";
+    if families.is_empty() {
+        objects.push(endpoint_slice(name, false, endpoints));
+    }
+    for f in families {
+        objects.push(endpoint_slice(name, v6(f), endpoints));
+    }
+    apply_objects(&l.api, &objects);
+    let svc = wait_allocated(&l.api, &[name], Duration::from_secs(30))[name].clone();
+    let want: Vec<bool> = if families.is_empty() {
+        vec![false]
+    } else {
+        families.iter().map(v6).collect()
+    };
+    assert_eq!(
+        svc.ingress.iter().map(IpAddr::is_ipv6).collect::<Vec<_>>(),
+        want,
+        "{name}: one address per family, in the order of ipFamilies: {svc:?}"
+    );
+    for address in &svc.ingress {
+        assert!(
+            l.net.pool_addresses().contains(address),
+            "{name} got {address}, not an address of the pools"
+        );
+    }
+    svc.ingress
+}
+
+/// [`create_with`] for a single-stack Service: its one address.
 fn create(l: &L2Lab, name: &str, local: bool, ipv6: bool, endpoints: &[Ep<'_>]) -> IpAddr {
     let families: &[&str] = if ipv6 { &["IPv6"] } else { &[] };
-    apply_objects(
-        &l.api,
-        &[
-            l2_service(name, local, families),
-            endpoint_slice(name, ipv6, endpoints),
-        ],
-    );
-    let svc = wait_allocated(&l.api, &[name], Duration::from_secs(30))[name].clone();
-    assert_eq!(svc.ingress.len(), 1, "{svc:?}");
-    let address = svc.ingress[0];
-    assert!(
-        l.net.pool_addresses().contains(&address) && address.is_ipv6() == ipv6,
-        "{name} got {address}, not an address of the {} pool",
-        if ipv6 { "IPv6" } else { "IPv4" }
-    );
-    address
+    create_with(l, name, local, families, endpoints)[0]
 }
 
 /// Panics unless `mac` is `node`'s.
@@ -236,7 +259,8 @@ fn ipv4_owner_answers_arp_alone_and_goes_silent_when_the_service_is_deleted() {
 }
 
 /// An IPv6 Service from the IPv6 pool: `ndisc6` resolves the owner's MAC, TCP over IPv6 reaches
-/// the owner, the client's neighbour table agrees.
+/// the owner, the client's neighbour table agrees. A dual-stack Service: both addresses on the
+/// owner of the first.
 #[test]
 fn ipv6_owner_answers_neighbour_solicitations() {
     let l = L2Lab::start("fl2e2", 42);
@@ -263,6 +287,31 @@ fn ipv6_owner_answers_neighbour_solicitations() {
     l.assert_reaches(address, owner);
     let (neigh, state) = l.neighbour(address).expect("a neighbour entry after TCP");
     assert_mac_of(&l, &neigh, owner, &format!("ip -6 neigh ({state})"));
+
+    // --- dual stack: both addresses on the node ranked for the first one ---
+    let both = create_with(&l, "dual", false, &["IPv4", "IPv6"], &everywhere());
+    let owner = hash_owner(&NODES, both[0]);
+    let other = hash_owner(&NODES, both[1]);
+    eprintln!(
+        "dual got {both:?}; owner {owner} (ranked on {}; {} alone would rank {other} first)",
+        both[0], both[1]
+    );
+    let mac = l.wait_arp_answer(both[0], ANNOUNCE);
+    assert_mac_of(&l, &mac, owner, "arping, dual stack");
+    let mac = wait_for(
+        &format!("a neighbour advertisement for {}", both[1]),
+        ANNOUNCE,
+        || l.ndisc6(both[1], 1).ok_or_else(|| "no answer".to_string()),
+    );
+    assert_mac_of(
+        &l,
+        &mac,
+        owner,
+        "ndisc6, dual stack: the owner of the first address",
+    );
+    for address in &both {
+        l.assert_reaches(*address, owner);
+    }
     l.assert_daemons_running();
     assert_rbac(&l.api);
 }

@@ -193,8 +193,8 @@ pub struct Ep<'a> {
     pub ready: bool,
 }
 
-/// The EndpointSlice `<service>-l2` of Service `service` (label `kubernetes.io/service-name`),
-/// one pod address per endpoint, port 80.
+/// The EndpointSlice `<service>-v4` (or `-v6`) of Service `service` (label
+/// `kubernetes.io/service-name`), one pod address per endpoint, port 80.
 pub fn endpoint_slice(service: &str, ipv6: bool, endpoints: &[Ep<'_>]) -> Value {
     let list: Vec<Value> = endpoints
         .iter()
@@ -216,7 +216,7 @@ pub fn endpoint_slice(service: &str, ipv6: bool, endpoints: &[Ep<'_>]) -> Value 
         "apiVersion": "discovery.k8s.io/v1",
         "kind": "EndpointSlice",
         "metadata": {
-            "name": format!("{service}-l2"),
+            "name": format!("{service}-{}", if ipv6 { "v6" } else { "v4" }),
             "namespace": "default",
             "labels": {"kubernetes.io/service-name": service},
         },
