@@ -376,8 +376,12 @@ impl L2Lab {
                 "-r", "-c", &count, "-W", "0.1", "-w", &wait, "-i", "eth0", &target,
             ],
         );
+        // Exit status 1 with nothing printed is "no reply"; anything on stderr is a failure to
+        // ask at all, which must not pass for silence.
         assert!(
-            !out.timed_out && (out.ok || out.stdout.trim().is_empty()),
+            !out.timed_out
+                && out.stderr.trim().is_empty()
+                && (out.ok || out.stdout.trim().is_empty()),
             "arping {target}: {out:?}"
         );
         out.stdout
