@@ -24,6 +24,8 @@ use common::netlab::*;
 
 /// How long an address may take to be answered after its Service got it.
 const ANNOUNCE: Duration = Duration::from_secs(20);
+/// The Ethernet broadcast address, as tcpdump prints it.
+const BROADCAST: &str = "ff:ff:ff:ff:ff:ff";
 /// How long a change (endpoint moved, Node not ready, Service deleted) may take to show.
 const CHANGE: Duration = Duration::from_secs(15);
 
@@ -58,7 +60,11 @@ fn create_with(
     families: &[&str],
     endpoints: &[Ep<'_>],
 ) -> Vec<IpAddr> {
-    let mut objects = vec![l2_service(name, local, families)];
+    let mut service = l2_service(name, local, families);
+    if families.len() == 2 {
+        service["metadata"]["annotations"]["ferrolb.io/address-pool"] = DUAL_POOL.into();
+    }
+    let mut objects = vec![service];
     let v6 = |f: &&str| *f == "IPv6";
     if families.is_empty() {
         objects.push(endpoint_slice(name, false, endpoints));
@@ -153,6 +159,16 @@ fn hash_ranking_is_metallbs() {
         .min_by_key(|i| &digests[*i])
         .expect("three nodes");
     assert_eq!(hash_owner(&NODES, address), NODES[smallest]);
+    // The product's ranking agrees over every address the tests use.
+    for n in [41, 42, 43, 44] {
+        for a in (Net { n }).pool_addresses() {
+            assert_eq!(
+                ferrolb::plan::rank::owner(NODES.iter().copied(), a),
+                Some(hash_owner(&NODES, a)),
+                "{a}"
+            );
+        }
+    }
     // RFC 5952 text for IPv6: the compressed, lower-case form is what is hashed.
     let v6: IpAddr = "FD00:0250:0000:0000:0000:0000:0000:0200"
         .parse()
@@ -390,14 +406,41 @@ fn local_traffic_policy_follows_the_endpoint_and_no_endpoint_means_silence() {
         asked.is_empty(),
         "the client sent ARP while its entry was to follow on its own: {asked:?}"
     );
-    let speakers = senders(&frames, |f| {
-        f.is_reply_for(local) || f.is_gratuitous_request(local)
-    });
-    assert_eq!(
-        speakers,
-        BTreeSet::from([y_mac.clone()]),
+    // Each daemon sees the EndpointSlice change on its own, so for a few milliseconds both may
+    // claim the address (the old owner's last burst frame, or its answer to the new owner's
+    // gratuitous request, unicast to the new owner). What the client can receive after the new
+    // owner's first claim must all come from the new owner.
+    let x_mac = l.node(x).mac.clone();
+    let claims = |f: &&ArpFrame| f.is_reply_for(local) || f.is_gratuitous_request(local);
+    let speakers = senders(&frames, |f| claims(&f));
+    assert!(
+        speakers.contains(&y_mac) && speakers.iter().all(|m| *m == x_mac || *m == y_mac),
         "frames claiming {local} during the move: {:?}",
         speakers.iter().map(|m| l.who(m)).collect::<Vec<_>>()
+    );
+    let first_y = frames
+        .iter()
+        .position(|f| f.src == y_mac && claims(&f))
+        .expect("a claim from the new owner");
+    let to_client_later: Vec<String> = frames[first_y..]
+        .iter()
+        .filter(claims)
+        .filter(|f| f.dst == BROADCAST || f.dst == l.client_mac)
+        .filter(|f| f.src != y_mac)
+        .map(|f| format!("{} -> {}: {:?}", l.who(&f.src), f.dst, f.msg))
+        .collect();
+    assert!(
+        to_client_later.is_empty(),
+        "after {y}'s first claim the client could still hear from others: {to_client_later:?}"
+    );
+    eprintln!(
+        "frames claiming {local} during the move: {}",
+        frames
+            .iter()
+            .filter(claims)
+            .map(|f| format!("{} -> {}", l.who(&f.src), f.dst))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     l.assert_reaches(local, y);
     let mac = l.wait_arp_answer(local, CHANGE);

@@ -22,8 +22,12 @@ use super::netlab::*;
 
 /// The node names, as in `[node] name` and the Node objects.
 pub const NODES: [&str; 3] = ["node1", "node2", "node3"];
-/// How many addresses each pool holds (`.200` to `.209`).
+/// How many addresses of each family each pool holds (`.200` to `.209`; the dual-stack pool
+/// `.210` to `.219`).
 pub const POOL_SIZE: u8 = 10;
+/// The dual-stack pool (`auto_assign = false`: a Service names it with
+/// `ferrolb.io/address-pool`), for Services that require both families from one pool.
+pub const DUAL_POOL: &str = "lan-dual";
 
 /// The lab's addressing: IPv4 `10.250.N.0/24` and IPv6 `fd00:250:N::/64` on the LAN.
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +61,18 @@ impl Net {
         )
     }
 
-    /// Every pool address, both families.
+    /// The dual-stack pool's ranges: `.210-.219` and `::210-::219`.
+    pub fn pool_dual(&self) -> [String; 2] {
+        let last = 210 + POOL_SIZE - 1;
+        [
+            format!("{}-{}", self.v4(210), self.v4(last)),
+            format!("{}-{}", self.v6(210), self.v6(u16::from(last))),
+        ]
+    }
+
+    /// Every address of every pool, both families.
     pub fn pool_addresses(&self) -> Vec<IpAddr> {
-        (0..POOL_SIZE)
+        (0..2 * POOL_SIZE)
             .flat_map(|i| [addr(&self.v4(200 + i)), addr(&self.v6(200 + u16::from(i)))])
             .collect()
     }
@@ -315,7 +328,11 @@ impl L2Lab {
             let config = lab.ferrolb_config(
                 &NodeConfig::new(&host.name, &api.kubeconfig)
                     .pool(PoolConfig::new("lan-v4", &[&net.pool_v4()]))
-                    .pool(PoolConfig::new("lan-v6", &[&net.pool_v6()])),
+                    .pool(PoolConfig::new("lan-v6", &[&net.pool_v6()]))
+                    .pool({
+                        let [v4, v6] = net.pool_dual();
+                        PoolConfig::new(DUAL_POOL, &[&v4, &v6]).manual()
+                    }),
             );
             let mac = mac_of(&lab, &host.ns);
             let daemon = lab.start_ferrolb(&host, &config);
@@ -522,9 +539,10 @@ impl L2Lab {
         );
     }
 
-    /// Starts an ARP capture on the LAN bridge.
+    /// Starts an ARP capture on the LAN bridge; its end is marked by ARP requests from the API
+    /// simulator's namespace for `.254` (an address nobody has).
     pub fn capture_arp(&self, name: &str) -> Capture<'_> {
-        Capture::start(&self.lab, name)
+        Capture::start(&self.lab, name, &self.api.ns, addr(&self.net.v4(254)))
     }
 
     /// The owner ferrolb must pick for `address` among the nodes named in `candidates`.
@@ -622,17 +640,25 @@ pub fn parse_arp_line(line: &str) -> Option<ArpFrame> {
     Some(ArpFrame { src, dst, msg })
 }
 
-/// `tcpdump -i br0 -U -w FILE arp` running in the LAN namespace.
+/// `tcpdump -i br0 --immediate-mode -U -w FILE arp` running in the LAN namespace.
+///
+/// Stopping it must not lose the last frames (tcpdump drops what it has not yet read from the
+/// kernel when interrupted), so [`Capture::stop`] first sends a marker — an ARP request for an
+/// address nobody has, from another namespace on the LAN — and waits until the file holds it:
+/// every frame before it on the bridge is in the file then.
 pub struct Capture<'a> {
     lab: &'a Lab,
     proc: Proc,
     file: PathBuf,
     log: PathBuf,
+    marker_ns: String,
+    marker: IpAddr,
 }
 
 impl<'a> Capture<'a> {
-    /// Starts it and waits until tcpdump listens.
-    pub fn start(lab: &'a Lab, name: &str) -> Capture<'a> {
+    /// Starts it and waits until tcpdump listens. `marker_ns` (a namespace on the LAN) asks for
+    /// `marker` (an address nobody has) to mark the end.
+    pub fn start(lab: &'a Lab, name: &str, marker_ns: &str, marker: IpAddr) -> Capture<'a> {
         let file = lab.path(&format!("{name}.pcap"));
         let log = lab.path(&format!("tcpdump-{name}.log"));
         let file_arg = file.to_string_lossy().into_owned();
@@ -641,7 +667,16 @@ impl<'a> Capture<'a> {
             lab.lan(),
             "tcpdump",
             &[
-                "-i", "br0", "-U", "-nn", "-Z", "root", "-w", &file_arg, "arp",
+                "-i",
+                "br0",
+                "--immediate-mode",
+                "-U",
+                "-nn",
+                "-Z",
+                "root",
+                "-w",
+                &file_arg,
+                "arp",
             ],
             &log,
         );
@@ -661,11 +696,35 @@ impl<'a> Capture<'a> {
             proc,
             file,
             log,
+            marker_ns: marker_ns.to_string(),
+            marker,
         }
     }
 
-    /// Stops it (SIGINT) and returns every ARP frame captured, in order.
+    /// Marks the end, waits until the marker is in the file, stops tcpdump (SIGINT) and returns
+    /// every ARP frame captured before the marker, in order.
     pub fn stop(self) -> Vec<ArpFrame> {
+        let marker = self.marker;
+        let is_marker =
+            |f: &ArpFrame| matches!(f.msg, ArpMsg::Request { who_has, .. } if who_has == marker);
+        let target = marker.to_string();
+        let frames = wait_for(
+            "the capture's end marker in the file",
+            Duration::from_secs(10),
+            || {
+                // Nobody answers: exit status 1 is expected.
+                self.lab.exec(
+                    &self.marker_ns,
+                    "arping",
+                    &["-q", "-c", "1", "-w", "0.2", "-i", "eth0", &target],
+                );
+                let frames = try_read_capture(&self.file)?;
+                match frames.iter().position(is_marker) {
+                    Some(end) => Ok(frames[..end].to_vec()),
+                    None => Err(format!("{} frames, no marker yet", frames.len())),
+                }
+            },
+        );
         self.lab.signal(self.proc, "INT");
         let status = self.lab.wait_exit(self.proc, Duration::from_secs(10));
         assert!(
@@ -673,26 +732,37 @@ impl<'a> Capture<'a> {
             "tcpdump: {status}\n{}",
             tail(&self.log, 10)
         );
-        read_capture(&self.file)
+        frames
     }
 }
 
-/// `tcpdump -r FILE -e -nn`, parsed.
+/// `tcpdump -r FILE -e -nn`, parsed; panics on a file tcpdump cannot read or a line that does
+/// not parse.
 pub fn read_capture(file: &std::path::Path) -> Vec<ArpFrame> {
+    try_read_capture(file).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `tcpdump -r FILE -e -nn`, parsed (an error while tcpdump may still be writing the file's
+/// last record, say).
+pub fn try_read_capture(file: &std::path::Path) -> Result<Vec<ArpFrame>, String> {
     let mut cmd = std::process::Command::new("tcpdump");
     cmd.args(["-r"]).arg(file).args(["-e", "-nn"]);
-    let out = run_with_timeout(cmd, None, Duration::from_secs(30)).expect_ok("tcpdump -r");
-    let frames: Vec<ArpFrame> = out.lines().filter_map(parse_arp_line).collect();
-    let unparsed: Vec<&str> = out
-        .lines()
-        .filter(|l| parse_arp_line(l).is_none())
-        .collect();
-    assert!(
-        unparsed.is_empty(),
-        "lines of the ARP capture that did not parse:\n{}",
-        unparsed.join("\n")
-    );
-    frames
+    let out = run_with_timeout(cmd, None, Duration::from_secs(30));
+    if !out.ok {
+        return Err(format!(
+            "tcpdump -r {}: {}",
+            file.display(),
+            out.stderr.trim()
+        ));
+    }
+    let mut frames = Vec::new();
+    for line in out.stdout.lines() {
+        match parse_arp_line(line) {
+            Some(f) => frames.push(f),
+            None => return Err(format!("a line of the ARP capture did not parse: {line}")),
+        }
+    }
+    Ok(frames)
 }
 
 /// The distinct senders (Ethernet source) of `frames` that satisfy `f`.
