@@ -291,4 +291,6 @@ fn build_advertisement(
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
