@@ -108,6 +108,38 @@ fn assert_mac_of(l: &L2Lab, mac: &str, node: &str, what: &str) {
     );
 }
 
+/// Waits for a `nodeAssigned` Event on `service` from `node` (MetalLB's wording).
+fn wait_node_assigned(l: &L2Lab, service: &str, node: &str) {
+    let message = format!("announcing from node \"{node}\" with protocol \"layer2\"");
+    wait_for(
+        &format!("a nodeAssigned Event on {service} from {node}"),
+        CHANGE,
+        || {
+            let assigned: Vec<EventView> = events(&l.api)
+                .into_iter()
+                .filter(|e| e.object == service && e.reason == "nodeAssigned")
+                .collect();
+            if assigned
+                .iter()
+                .any(|e| e.host == node && e.message == message && e.kind == "Normal")
+            {
+                Ok(())
+            } else {
+                Err(format!("{assigned:?}"))
+            }
+        },
+    );
+}
+
+/// The nodes that sent a `nodeAssigned` Event on `service`.
+fn assigned_by(l: &L2Lab, service: &str) -> BTreeSet<String> {
+    events(&l.api)
+        .into_iter()
+        .filter(|e| e.object == service && e.reason == "nodeAssigned")
+        .map(|e| e.host)
+        .collect()
+}
+
 #[test]
 fn tcpdump_arp_lines_parse() {
     let req = "13:41:14.202915 ee:2e:2a:6a:7b:87 > ff:ff:ff:ff:ff:ff, ethertype ARP (0x0806), \
@@ -177,8 +209,8 @@ fn hash_ranking_is_metallbs() {
 }
 
 /// An IPv4 Service: the client resolves its address to the owner's MAC (and only the owner
-/// answers, counted on the bridge), reaches the owner over TCP; once the Service is deleted
-/// nobody answers.
+/// answers, counted on the bridge), reaches the owner over TCP, and the owner alone records
+/// `nodeAssigned`; once the Service is deleted nobody answers.
 #[test]
 fn ipv4_owner_answers_arp_alone_and_goes_silent_when_the_service_is_deleted() {
     let l = L2Lab::start("fl2e1", 41);
@@ -196,6 +228,8 @@ fn ipv4_owner_answers_arp_alone_and_goes_silent_when_the_service_is_deleted() {
     l.assert_reaches(address, owner);
     let (neigh, state) = l.neighbour(address).expect("a neighbour entry after TCP");
     assert_mac_of(&l, &neigh, owner, &format!("ip neigh ({state})"));
+    wait_node_assigned(&l, "web", owner);
+    assert_eq!(assigned_by(&l, "web"), BTreeSet::from([owner.to_string()]));
 
     // --- on the wire: N requests, N replies, all from the owner ---
     const N: usize = 20;
@@ -452,7 +486,7 @@ fn local_traffic_policy_follows_the_endpoint_and_no_endpoint_means_silence() {
 }
 
 /// The owner's Node goes NotReady: the next-ranked node takes over (arping, the client's
-/// neighbour entry, TCP), and the old owner stops answering.
+/// neighbour entry, TCP, a `nodeAssigned` Event from it), and the old owner stops answering.
 #[test]
 fn a_node_going_not_ready_hands_its_address_to_the_next_ranked_node() {
     let l = L2Lab::start("fl2e4", 44);
@@ -461,6 +495,7 @@ fn a_node_going_not_ready_hands_its_address_to_the_next_ranked_node() {
     let mac = l.wait_arp_answer(address, ANNOUNCE);
     assert_mac_of(&l, &mac, owner, "arping before the failure");
     l.assert_reaches(address, owner);
+    wait_node_assigned(&l, "web", owner);
 
     let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != owner).collect();
     let next = hash_owner(&others, address);
@@ -492,6 +527,11 @@ fn a_node_going_not_ready_hands_its_address_to_the_next_ranked_node() {
         &format!("ip neigh after the takeover ({state})"),
     );
     l.assert_reaches(address, next);
+    wait_node_assigned(&l, "web", next);
+    assert_eq!(
+        assigned_by(&l, "web"),
+        BTreeSet::from([owner.to_string(), next.to_string()])
+    );
     let macs = l.arping(address, 10, Duration::from_secs(3));
     assert!(
         macs.len() == 10 && macs.iter().all(|m| *m == next_mac),
