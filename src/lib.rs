@@ -13,3 +13,4 @@ pub mod kube;
 pub mod l2;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod plan;

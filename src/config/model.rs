@@ -97,6 +97,8 @@ pub struct L2 {
     pub failback: Failback,
     /// Announce only while this node sees a majority of the cluster.
     pub require_quorum: bool,
+    /// Periodic gratuitous ARP / unsolicited NA while announcing; `None`: only on takeover.
+    pub gratuitous_refresh: Option<Duration>,
 }
 
 /// `l2.failback`.

@@ -132,13 +132,25 @@ impl Default for ClusterSection {
 }
 
 /// `[l2]`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct L2Section {
     /// `sticky` (default) or `immediate`.
     pub failback: Failback,
     /// Announce only with a quorum (default false).
     pub require_quorum: bool,
+    /// Re-send gratuitous ARP / unsolicited NA this often while announcing (default 0s: off).
+    pub gratuitous_refresh: DurationValue,
+}
+
+impl Default for L2Section {
+    fn default() -> Self {
+        L2Section {
+            failback: Failback::default(),
+            require_quorum: false,
+            gratuitous_refresh: DurationValue::secs(0),
+        }
+    }
 }
 
 /// One `[[pool]]`.

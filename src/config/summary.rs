@@ -47,12 +47,19 @@ impl Config {
         if self.pools.iter().any(|p| p.mode_kind() == Mode::L2) {
             let _ = writeln!(
                 s,
-                "l2: {} failback{}",
+                "l2: {} failback{}{}",
                 self.l2.failback,
                 if self.l2.require_quorum {
                     ", announces only with a quorum"
                 } else {
                     ""
+                },
+                match self.l2.gratuitous_refresh {
+                    Some(d) => format!(
+                        ", gratuitous refresh every {}",
+                        humantime::format_duration(d)
+                    ),
+                    None => String::new(),
                 },
             );
         }

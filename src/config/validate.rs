@@ -46,7 +46,20 @@ pub fn validate(raw: &FileConfig, index: &SpanIndex, base_dir: Option<&Path>) ->
     let l2 = L2 {
         failback: raw.l2.failback,
         require_quorum: raw.l2.require_quorum,
+        gratuitous_refresh: match raw.l2.gratuitous_refresh.0 {
+            d if d.is_zero() => None,
+            d => Some(d),
+        },
     };
+    if l2
+        .gratuitous_refresh
+        .is_some_and(|d| d < Duration::from_secs(1))
+    {
+        v.err(
+            "l2.gratuitous_refresh",
+            "must be 0s (off) or at least 1s: a shorter refresh floods the LAN with broadcasts",
+        );
+    }
     if l2.require_quorum && !raw.cluster.enabled {
         v.warn(
             "l2.require_quorum",

@@ -385,6 +385,22 @@ fn failback_is_sticky_or_immediate() {
 }
 
 #[test]
+fn gratuitous_refresh_is_off_or_at_least_a_second() {
+    assert_eq!(config("").l2.gratuitous_refresh, None);
+    assert_eq!(
+        config("[l2]\ngratuitous_refresh = \"30s\"\n")
+            .l2
+            .gratuitous_refresh,
+        Some(std::time::Duration::from_secs(30))
+    );
+    refused(
+        "[l2]\ngratuitous_refresh = \"100ms\"\n",
+        "l2.gratuitous_refresh",
+        "at least 1s",
+    );
+}
+
+#[test]
 fn quorum_without_gossip_warns() {
     let w = warnings("[cluster]\nenabled = false\n[l2]\nrequire_quorum = true\n");
     assert!(w.iter().any(|d| d.key == "l2.require_quorum"));
