@@ -37,14 +37,17 @@
 //!   eligible either: that is what can be fixed on this node, and the entry's `owner: None`
 //!   already says the address is dark.
 //!
-//! The ranking and eligibility are built once per plan (per node, then per pool), so a plan
-//! costs one SHA-256 per (Service, candidate node) plus a sort: see `benches/plan.rs`.
+//! Eligibility is built once per plan (per node, then per pool). Ranking costs one SHA-256 per
+//! (Service, candidate node); a [`Planner`] remembers the best-ranked nodes per address
+//! between calls, so a re-plan after a change of readiness, endpoints or Services hashes
+//! (almost) nothing and costs a sort and a pass: see `benches/plan.rs`.
 //!
 //! Sticky ownership (the membership issue) will add the owners' current claims as one more
 //! input; the output does not change shape.
 
 mod decide;
 pub mod eligibility;
+mod memo;
 pub mod rank;
 pub mod reason;
 
@@ -56,6 +59,7 @@ use crate::ipam::IpRange;
 
 pub use decide::plan;
 pub use eligibility::{node_blocker, selects, EXCLUDE_LABEL};
+pub use memo::Planner;
 pub use rank::{owner, rank_key};
 pub use reason::Reason;
 
