@@ -9,7 +9,7 @@ use crate::ipam::Family;
 
 use super::eligibility::{NodeTable, PoolNodes};
 use super::memo::{RankMemo, TOP};
-use super::rank::min_by_rank;
+use super::rank::{min_by_rank, AddrText};
 use super::{Decision, Entry, Plan, PlanInput, PlanMode, PlanPool, PlanService, Reason};
 
 /// This node's desired announcements for `input` (see the [module documentation](super)).
@@ -43,26 +43,12 @@ pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Pla
         memo,
     };
 
-    // One row per (address, Service), sorted by address then key; a Service listing an
-    // address twice gets one. Rows carry the Service's position in key order, so the sort
-    // compares integers, not strings.
-    let mut by_key: Vec<u32> = (0..input.services.len())
-        .filter_map(|i| u32::try_from(i).ok())
-        .collect();
-    by_key.sort_by(|&a, &b| {
-        input.services[a as usize]
-            .key
-            .cmp(&input.services[b as usize].key)
-    });
+    // One row per (address, Service), sorted by address; a Service listing an address twice
+    // gets one. Holders of one address are put in key order below (most addresses have one).
     let mut rows: Vec<(IpAddr, u32)> = Vec::new();
-    for (rank, &s) in by_key.iter().enumerate() {
-        let Ok(rank) = u32::try_from(rank) else { break };
-        rows.extend(
-            input.services[s as usize]
-                .addresses
-                .iter()
-                .map(|&a| (a, rank)),
-        );
+    for (i, s) in input.services.iter().enumerate() {
+        let Ok(i) = u32::try_from(i) else { break };
+        rows.extend(s.addresses.iter().map(|&a| (a, i)));
     }
     rows.sort_unstable();
     rows.dedup();
@@ -75,7 +61,13 @@ pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Pla
     for run in rows.chunk_by(|a, b| a.0 == b.0) {
         let address = run[0].0;
         holders.clear();
-        holders.extend(run.iter().map(|r| by_key[r.1 as usize]));
+        holders.extend(run.iter().map(|r| r.1));
+        if holders.len() > 1 {
+            holders.sort_by(|&a, &b| {
+                let key = |s: u32| &input.services[s as usize].key;
+                key(a).cmp(key(b)).then(a.cmp(&b))
+            });
+        }
         let Some(p) = index.find(address) else {
             for &s in &holders {
                 entries.push(ctx.entry(s, address, None, None, Decision::Skip(Reason::NoPool)));
@@ -172,7 +164,7 @@ impl Ctx<'_, '_, '_> {
                 return Some(i);
             }
         }
-        let text = address.to_string();
+        let text = AddrText::new(address);
         min_by_rank(candidates, &text, |&i| self.nodes.name(i)).map(|(_, i)| i)
     }
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use super::decide::run;
 use super::eligibility::NodeTable;
-use super::rank::rank_key_text;
+use super::rank::{rank_key_text, AddrText};
 use super::{Plan, PlanInput};
 
 /// How many of the best-ranked nodes are remembered per address. An owner is found in the
@@ -102,7 +102,7 @@ impl Top {
     /// The [`TOP`] smallest `(rank_key, name)` of all nodes for `address`. Any node outside
     /// them ranks after every one of them, so the first candidate among them is the owner.
     fn of(nodes: &NodeTable<'_>, address: IpAddr) -> Top {
-        let text = address.to_string();
+        let text = AddrText::new(address);
         let mut best: Vec<([u8; 32], u32)> = Vec::with_capacity(TOP + 1);
         // Indices ascend with names, so among equal keys a later node ranks after.
         for i in (0..nodes.len()).filter_map(|i| u32::try_from(i).ok()) {
