@@ -45,23 +45,28 @@ pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Pla
 
     // One row per (address, Service), sorted by address; a Service listing an address twice
     // gets one. Holders of one address are put in key order below (most addresses have one).
-    let mut rows: Vec<(IpAddr, u32)> = Vec::new();
+    // Sorting by (family, number) orders as `IpAddr` does, comparing integers.
+    let mut rows: Vec<(Family, u128, u32, IpAddr)> = Vec::new();
     for (i, s) in input.services.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
-        rows.extend(s.addresses.iter().map(|&a| (a, i)));
+        rows.extend(
+            s.addresses
+                .iter()
+                .map(|&a| (Family::of(a), to_u128(a), i, a)),
+        );
     }
-    rows.sort_unstable();
-    rows.dedup();
+    rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+    rows.dedup_by_key(|r| (r.0, r.1, r.2));
 
     // The last owner worked out per Service: (pool, owner). A dual-stack Service's two
     // addresses are far apart in `rows` but rank the same way, so this halves the hashing.
     let mut last: Vec<Option<(usize, Option<u32>)>> = vec![None; services.len()];
     let mut holders: Vec<u32> = Vec::new();
     let mut entries = Vec::with_capacity(rows.len());
-    for run in rows.chunk_by(|a, b| a.0 == b.0) {
-        let address = run[0].0;
+    for run in rows.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let address = run[0].3;
         holders.clear();
-        holders.extend(run.iter().map(|r| r.1));
+        holders.extend(run.iter().map(|r| r.2));
         if holders.len() > 1 {
             holders.sort_by(|&a, &b| {
                 let key = |s: u32| &input.services[s as usize].key;
@@ -157,11 +162,15 @@ impl Ctx<'_, '_, '_> {
         accepts: impl Fn(u32) -> bool,
     ) -> Option<u32> {
         if let Some(memo) = self.memo.as_deref_mut() {
-            // With few candidates, hashing them is cheaper than a miss in the memory.
-            if candidates.clone().nth(TOP).is_none() {
+            // The memory holds the best few of all nodes: it answers when there are few nodes
+            // or many candidates. A few candidates among many nodes (`Local` endpoints) are
+            // most likely not among them: hashing those is cheaper than a miss.
+            if self.nodes.len() <= TOP || candidates.clone().nth(TOP).is_some() {
+                if let Some(i) = memo.lookup(self.nodes, address, accepts) {
+                    return Some(i);
+                }
+            } else {
                 memo.touch(address);
-            } else if let Some(i) = memo.lookup(self.nodes, address, accepts) {
-                return Some(i);
             }
         }
         let text = AddrText::new(address);
