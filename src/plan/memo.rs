@@ -14,7 +14,7 @@ use super::{Plan, PlanInput};
 pub(super) const TOP: usize = 4;
 
 /// Plans exactly like [`plan`](super::plan) (a property test checks it), remembering between
-/// calls, per ranking address, the [`TOP`] best-ranked of all known nodes. Readiness,
+/// calls, per ranking address, the four best-ranked of all known nodes. Readiness,
 /// endpoints, labels and Services may change freely between calls: while the set of node
 /// names stays the same, an owner among the remembered nodes needs no hashing. A new set of
 /// names starts afresh; addresses a plan did not rank are forgotten.
