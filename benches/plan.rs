@@ -4,8 +4,12 @@
 //! three nodes. Two l2 pools (IPv4 /16, IPv6 /112) and one bgp pool (which holds every tenth
 //! IPv4 Service). Every node is Ready; no gossip set.
 //!
-//! The cost is dominated by SHA-256: one hash per (Service, candidate node), so a Cluster
-//! Service over 100 nodes costs 100 hashes.
+//! `plan/…` is a plan from scratch (`plan()`): its cost is dominated by SHA-256, one hash per
+//! (Service, candidate node), so a Cluster Service over 100 nodes costs 100 hashes.
+//! `replan/…` is what the daemon pays per change with a kept `Planner`: plans alternate
+//! between the world above and the same world with one node (not the best-ranked for most
+//! addresses) NotReady, so every plan differs from the one before and the owners of that
+//! node's addresses move.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hint::black_box;
@@ -13,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use ferrolb::plan::{plan, PlanInput, PlanMode, PlanNode, PlanPool, PlanService};
+use ferrolb::plan::{plan, PlanInput, PlanMode, PlanNode, PlanPool, PlanService, Planner};
 
 fn pool(name: &str, cidr: &str, mode: PlanMode) -> PlanPool {
     PlanPool {
@@ -96,11 +100,46 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+fn replan(c: &mut Criterion) {
+    let mut g = c.benchmark_group("replan");
+    g.sample_size(20);
+    let pools = pools();
+    for n_services in [1_000, 10_000] {
+        for n_nodes in [3, 100] {
+            let nodes = nodes(n_nodes);
+            let mut flipped = nodes.clone();
+            flipped[n_nodes - 1].ready = Some(false);
+            let services = services(n_services, &nodes);
+            let me = nodes[0].name.clone();
+            let input = |nodes| PlanInput {
+                node: &me,
+                pools: &pools,
+                nodes,
+                services: &services,
+                alive: None,
+            };
+            let inputs = [input(&nodes), input(&flipped)];
+            let mut planner = Planner::new();
+            let mut turn = 0;
+            g.bench_function(
+                BenchmarkId::from_parameter(format!("{n_services}x{n_nodes}")),
+                |b| {
+                    b.iter(|| {
+                        turn ^= 1;
+                        planner.plan(black_box(&inputs[turn]))
+                    })
+                },
+            );
+        }
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench
+    targets = bench, replan
 }
 criterion_main!(benches);

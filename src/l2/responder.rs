@@ -89,6 +89,13 @@ pub(crate) fn answer(protocol: Protocol, frame: &[u8], entry: Option<&Answering>
                 let Some(entry) = entry.filter(|e| e.v4.contains(&request.target_ip)) else {
                     return Verdict::Ignored("address not announced on this interface");
                 };
+                if request.is_announcement() {
+                    // Another node's gratuitous ARP for an address we still hold: during a
+                    // handover the new owner announces while we let go a few milliseconds later.
+                    // A "defending" reply would only go to that node and changes nothing for
+                    // clients, so it is noise.
+                    return Verdict::Ignored("another node's announcement");
+                }
                 (request.eth_source, arp::reply(&request, entry.mac))
             }
         },
@@ -406,6 +413,30 @@ mod tests {
         });
         assert!(matches!(
             answer(Protocol::Arp, &unicast, Some(&entry)),
+            Verdict::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn another_nodes_gratuitous_arp_is_not_answered_but_a_probe_is() {
+        let entry = answering(&["192.0.2.10"], &[]);
+        let target: std::net::Ipv4Addr = "192.0.2.10".parse().unwrap();
+        let announcement = arp_frame(&ArpSpec {
+            spa: target,
+            tpa: target,
+            ..ArpSpec::default()
+        });
+        assert_eq!(
+            answer(Protocol::Arp, &announcement, Some(&entry)),
+            Verdict::Ignored("another node's announcement")
+        );
+        let probe = arp_frame(&ArpSpec {
+            spa: std::net::Ipv4Addr::UNSPECIFIED,
+            tpa: target,
+            ..ArpSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Arp, &probe, Some(&entry)),
             Verdict::Reply(_)
         ));
     }

@@ -8,12 +8,22 @@ use crate::ipam::range::to_u128;
 use crate::ipam::Family;
 
 use super::eligibility::{NodeTable, PoolNodes};
-use super::rank::min_by_rank;
+use super::memo::{RankMemo, TOP};
+use super::rank::{min_by_rank, AddrText};
 use super::{Decision, Entry, Plan, PlanInput, PlanMode, PlanPool, PlanService, Reason};
 
 /// This node's desired announcements for `input` (see the [module documentation](super)).
+/// [`Planner`](super::Planner) gives the same plans faster when called repeatedly.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
+    run(input, None)
+}
+
+/// [`plan`], with remembered rankings if `memo` is given.
+pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Plan {
     let nodes = NodeTable::new(input.nodes, input.alive, input.node);
+    if let Some(m) = memo.as_deref_mut() {
+        m.begin(&nodes);
+    }
     let pools: Vec<PoolNodes> = input
         .pools
         .iter()
@@ -25,105 +35,112 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         .iter()
         .map(|s| Svc::new(s, &nodes, input.node))
         .collect();
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         input,
         nodes: &nodes,
         pools: &pools,
         services: &services,
+        memo,
     };
 
-    // One row per (address, Service), sorted; a Service listing an address twice gets one.
-    let mut rows: Vec<(IpAddr, u32)> = Vec::new();
+    // One row per (address, Service), sorted by address; a Service listing an address twice
+    // gets one. Holders of one address are put in key order below (most addresses have one).
+    // Sorting by (family, number) orders as `IpAddr` does, comparing integers.
+    let mut rows: Vec<(Family, u128, u32, IpAddr)> = Vec::new();
     for (i, s) in input.services.iter().enumerate() {
         let Ok(i) = u32::try_from(i) else { break };
-        rows.extend(s.addresses.iter().map(|&a| (a, i)));
+        rows.extend(
+            s.addresses
+                .iter()
+                .map(|&a| (Family::of(a), to_u128(a), i, a)),
+        );
     }
-    rows.sort_unstable_by(|a, b| {
-        (a.0, &input.services[a.1 as usize].key, a.1).cmp(&(
-            b.0,
-            &input.services[b.1 as usize].key,
-            b.1,
-        ))
-    });
-    rows.dedup();
+    rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+    rows.dedup_by_key(|r| (r.0, r.1, r.2));
 
     // The last owner worked out per Service: (pool, owner). A dual-stack Service's two
     // addresses are far apart in `rows` but rank the same way, so this halves the hashing.
-    let mut memo: Vec<Option<(usize, Option<u32>)>> = vec![None; services.len()];
+    let mut last: Vec<Option<(usize, Option<u32>)>> = vec![None; services.len()];
+    let mut holders: Vec<u32> = Vec::new();
     let mut entries = Vec::with_capacity(rows.len());
-    for run in rows.chunk_by(|a, b| a.0 == b.0) {
-        let address = run[0].0;
-        let holders: Vec<u32> = run.iter().map(|r| r.1).collect();
-        match index.find(address) {
-            None => {
+    for run in rows.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let address = run[0].3;
+        holders.clear();
+        holders.extend(run.iter().map(|r| r.2));
+        if holders.len() > 1 {
+            holders.sort_by(|&a, &b| {
+                let key = |s: u32| &input.services[s as usize].key;
+                key(a).cmp(key(b)).then(a.cmp(&b))
+            });
+        }
+        let Some(p) = index.find(address) else {
+            for &s in &holders {
+                entries.push(ctx.entry(s, address, None, None, Decision::Skip(Reason::NoPool)));
+            }
+            continue;
+        };
+        match &input.pools[p].mode {
+            PlanMode::L2 { interfaces } => {
+                let owner = match holders.as_slice() {
+                    [s] => match last[*s as usize] {
+                        Some((q, o)) if q == p => o,
+                        _ => {
+                            let o = ctx.l2_owner(p, &holders);
+                            last[*s as usize] = Some((p, o));
+                            o
+                        }
+                    },
+                    _ => ctx.l2_owner(p, &holders),
+                };
                 for &s in &holders {
-                    entries.push(ctx.entry(s, address, None, None, Decision::Skip(Reason::NoPool)));
+                    let decision = if owner.is_some() && owner == nodes.me {
+                        Decision::Announce {
+                            interfaces: interfaces.clone(),
+                        }
+                    } else {
+                        Decision::Skip(ctx.l2_reason(p, s, owner))
+                    };
+                    entries.push(ctx.entry(s, address, Some(p), owner, decision));
                 }
             }
-            Some(p) => match &input.pools[p].mode {
-                PlanMode::L2 { interfaces } => {
-                    let owner = match holders.as_slice() {
-                        [s] => {
-                            let s = *s as usize;
-                            match memo[s] {
-                                Some((q, o)) if q == p => o,
-                                _ => {
-                                    let o = ctx.l2_owner(p, &holders);
-                                    memo[s] = Some((p, o));
-                                    o
-                                }
-                            }
-                        }
-                        _ => ctx.l2_owner(p, &holders),
+            PlanMode::Bgp => {
+                for &s in &holders {
+                    let decision = match ctx.bgp_reason(p, s) {
+                        None => Decision::Announce {
+                            interfaces: Vec::new(),
+                        },
+                        Some(r) => Decision::Skip(r),
                     };
-                    for &s in &holders {
-                        let decision = if owner.is_some() && owner == nodes.me {
-                            Decision::Announce {
-                                interfaces: interfaces.clone(),
-                            }
-                        } else {
-                            Decision::Skip(ctx.l2_reason(p, s, owner))
-                        };
-                        entries.push(ctx.entry(s, address, Some(p), owner, decision));
-                    }
+                    entries.push(ctx.entry(s, address, Some(p), None, decision));
                 }
-                PlanMode::Bgp => {
-                    for &s in &holders {
-                        let decision = match ctx.bgp_reason(p, s) {
-                            None => Decision::Announce {
-                                interfaces: Vec::new(),
-                            },
-                            Some(r) => Decision::Skip(r),
-                        };
-                        entries.push(ctx.entry(s, address, Some(p), None, decision));
-                    }
-                }
-            },
+            }
         }
+    }
+    if let Some(m) = ctx.memo {
+        m.end();
     }
     Plan { entries }
 }
 
 /// What the rows are decided from.
-struct Ctx<'a, 'i> {
+struct Ctx<'a, 'i, 'm> {
     input: &'a PlanInput<'i>,
     nodes: &'a NodeTable<'i>,
     pools: &'a [PoolNodes],
     services: &'a [Svc],
+    memo: Option<&'m mut RankMemo>,
 }
 
-impl Ctx<'_, '_> {
-    /// The owner of an l2 address of pool `p` held by `holders` (sorted by key, not empty): the
+impl Ctx<'_, '_, '_> {
+    /// The owner of an l2 address of pool `p` held by `holders` (in key order, not empty): the
     /// first-ranked of the union of their eligible nodes, for the first holder's first address.
-    fn l2_owner(&self, p: usize, holders: &[u32]) -> Option<u32> {
+    fn l2_owner(&mut self, p: usize, holders: &[u32]) -> Option<u32> {
         let lead = &self.input.services[*holders.first()? as usize];
-        let text = lead.addresses.first()?.to_string();
+        let address = *lead.addresses.first()?;
         let pool = &self.pools[p];
-        let rank = |candidates: &mut dyn Iterator<Item = u32>| {
-            min_by_rank(candidates, &text, |&i| self.nodes.name(i)).map(|(_, i)| i)
-        };
         if let [s] = holders {
-            return rank(&mut self.services[*s as usize].candidates(pool));
+            let svc = &self.services[*s as usize];
+            return self.rank(address, svc.candidates(pool), |i| svc.accepts(pool, i));
         }
         let mut union = vec![false; self.nodes.len()];
         for &s in holders {
@@ -131,7 +148,33 @@ impl Ctx<'_, '_> {
                 union[i as usize] = true;
             }
         }
-        rank(&mut pool.eligible.iter().copied().filter(|&i| union[i as usize]))
+        let candidates = pool.eligible.iter().copied().filter(|&i| union[i as usize]);
+        self.rank(address, candidates, |i| union[i as usize])
+    }
+
+    /// The first-ranked of `candidates` (`accepts` tells them apart) for `address`: from the
+    /// remembered rankings when there are enough candidates for that to pay, else by hashing
+    /// each one.
+    fn rank(
+        &mut self,
+        address: IpAddr,
+        candidates: impl Iterator<Item = u32> + Clone,
+        accepts: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        if let Some(memo) = self.memo.as_deref_mut() {
+            // The memory holds the best few of all nodes: it answers when there are few nodes
+            // or many candidates. A few candidates among many nodes (`Local` endpoints) are
+            // most likely not among them: hashing those is cheaper than a miss.
+            if self.nodes.len() <= TOP || candidates.clone().nth(TOP).is_some() {
+                if let Some(i) = memo.lookup(self.nodes, address, accepts) {
+                    return Some(i);
+                }
+            } else {
+                memo.touch(address);
+            }
+        }
+        let text = AddrText::new(address);
+        min_by_rank(candidates, &text, |&i| self.nodes.name(i)).map(|(_, i)| i)
     }
 
     /// Why this node does not announce Service `s`'s l2 address of pool `p` owned by `owner`.
@@ -194,7 +237,8 @@ struct Svc {
     local: bool,
     /// This node holds an endpoint.
     local_here: bool,
-    /// Indices of the known nodes holding an endpoint, ascending (only kept for `local`).
+    /// Indices of the known nodes holding an endpoint, ascending (the table and the set are
+    /// both in name order); only kept for `local`.
     endpoint_nodes: Vec<u32>,
 }
 
@@ -226,9 +270,17 @@ impl Svc {
             Candidates::Pool(pool.eligible.iter())
         }
     }
+
+    /// Whether node `i` is one of [`Svc::candidates`].
+    fn accepts(&self, pool: &PoolNodes, i: u32) -> bool {
+        self.has_endpoints
+            && pool.has(i)
+            && (!self.local || self.endpoint_nodes.binary_search(&i).is_ok())
+    }
 }
 
 /// The iterator of [`Svc::candidates`].
+#[derive(Clone)]
 enum Candidates<'p> {
     Nobody,
     /// Endpoint nodes that are eligible for the pool.

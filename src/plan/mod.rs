@@ -12,7 +12,7 @@
 //! - **Eligible nodes** for an address of Service `S` in pool `P`: known to the API; alive —
 //!   without gossip, `Ready=True`; with gossip, in the alive set and `Ready` not `False`;
 //!   matching `P`'s `node_selector` (every pair); without the label
-//!   [`EXCLUDE_LABEL`](eligibility::EXCLUDE_LABEL) (any value); without `NetworkUnavailable=True`;
+//!   [`EXCLUDE_LABEL`] (any value); without `NetworkUnavailable=True`;
 //!   and, when `S` has `externalTrafficPolicy: Local`, holding an endpoint of `S`. A Service
 //!   without endpoints on any node has no eligible node.
 //! - **Layer-2 owner.** Exactly one node announces an l2 address: the eligible node with the
@@ -22,7 +22,9 @@
 //!   holders' eligible nodes, ranked by the first address of the holder with the smallest key.
 //!   When the holders agree on both (same first address, same endpoints: the normal case),
 //!   that is exactly MetalLB's choice; when they do not, MetalLB would let two nodes answer
-//!   ARP for one address, ferrolb does not.
+//!   ARP for one address, ferrolb does not. All entries of an address agree: each says
+//!   `Announce` on the owner (even a holder without endpoints of its own — the address is
+//!   answered there anyway) and names the same `owner` everywhere.
 //! - **BGP.** Every eligible node advertises a bgp address; there is no owner.
 //! - **Reasons.** When this node does not announce an address it says why, checked in this
 //!   order: [`NoPool`](Reason::NoPool); its own standing — [`NodeUnknown`](Reason::NodeUnknown),
@@ -37,14 +39,17 @@
 //!   eligible either: that is what can be fixed on this node, and the entry's `owner: None`
 //!   already says the address is dark.
 //!
-//! The ranking and eligibility are built once per plan (per node, then per pool), so a plan
-//! costs one SHA-256 per (Service, candidate node) plus a sort: see `benches/plan.rs`.
+//! Eligibility is built once per plan (per node, then per pool). Ranking costs one SHA-256 per
+//! (Service, candidate node); a [`Planner`] remembers the best-ranked nodes per address
+//! between calls, so a re-plan after a change of readiness, endpoints or Services hashes
+//! (almost) nothing and costs a sort and a pass: see `benches/plan.rs`.
 //!
 //! Sticky ownership (the membership issue) will add the owners' current claims as one more
 //! input; the output does not change shape.
 
 mod decide;
 pub mod eligibility;
+mod memo;
 pub mod rank;
 pub mod reason;
 
@@ -56,6 +61,7 @@ use crate::ipam::IpRange;
 
 pub use decide::plan;
 pub use eligibility::{node_blocker, selects, EXCLUDE_LABEL};
+pub use memo::Planner;
 pub use rank::{owner, rank_key};
 pub use reason::Reason;
 

@@ -92,13 +92,11 @@ fn a_node(name: &'static str) -> impl Strategy<Value = PlanNode> {
         })
 }
 
-fn nodes() -> impl Strategy<Value = Vec<PlanNode>> {
-    (1usize..=NAMES.len()).prop_flat_map(|n| {
-        NAMES[..n]
-            .iter()
-            .map(|&name| a_node(name))
-            .collect::<Vec<_>>()
-    })
+/// At least `min` of `NAMES` (not always the first ones, so a node's place in the sorted table
+/// varies).
+fn nodes(min: usize) -> impl Strategy<Value = Vec<PlanNode>> {
+    subsequence(NAMES.to_vec(), min..=NAMES.len())
+        .prop_flat_map(|names| names.into_iter().map(a_node).collect::<Vec<_>>())
 }
 
 fn service(i: usize) -> impl Strategy<Value = PlanService> {
@@ -122,9 +120,14 @@ fn service(i: usize) -> impl Strategy<Value = PlanService> {
 }
 
 fn world() -> impl Strategy<Value = World> {
+    world_of(1)
+}
+
+/// A world with at least `min_nodes` nodes.
+fn world_of(min_nodes: usize) -> impl Strategy<Value = World> {
     (
         pools(),
-        nodes(),
+        nodes(min_nodes),
         (0usize..16).prop_flat_map(|n| (0..n).map(service).collect::<Vec<_>>()),
         proptest::option::of(subsequence(
             NAMES.iter().copied().chain(["ghost"]).collect::<Vec<_>>(),
@@ -331,6 +334,58 @@ proptest! {
             if now != was {
                 prop_assert_eq!(now.as_deref(), Some("new"), "{} moved from {:?} to {:?}", a, was, now);
             }
+        }
+    }
+}
+
+/// A change between two plans: a new world, or the same nodes with some readiness flipped.
+/// Worlds mostly have many nodes, so that Services have more candidates than the planner
+/// remembers (then it ranks from memory); some have at most `memo::TOP` nodes.
+fn step() -> impl Strategy<Value = (World, Option<Vec<bool>>)> {
+    (
+        prop_oneof![3 => world_of(5), 1 => world_of(1)],
+        proptest::option::weighted(
+            0.6,
+            proptest::collection::vec(proptest::bool::weighted(0.3), NAMES.len()),
+        ),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..config() })]
+
+    /// A `Planner` kept across changes plans exactly like `plan`.
+    #[test]
+    fn a_planner_plans_like_plan(steps in proptest::collection::vec(step(), 1..6)) {
+        let mut planners: BTreeMap<&str, Planner> = BTreeMap::new();
+        let mut prev: Option<World> = None;
+        for (mut w, flips) in steps {
+            // Mostly live nodes and no gossip set, so Services have many candidates.
+            for n in &mut w.nodes {
+                n.ready = Some(n.ready != Some(false));
+            }
+            w.alive = None;
+            if let (Some(p), Some(flips)) = (&prev, flips) {
+                // Same node names as before, readiness partly flipped.
+                w.nodes = p.nodes.clone();
+                for (n, flip) in w.nodes.iter_mut().zip(flips) {
+                    if flip {
+                        n.ready = if n.ready == Some(true) { Some(false) } else { Some(true) };
+                    }
+                }
+            }
+            for me in ["n0", "n1", "ghost"] {
+                let planner = planners.entry(me).or_default();
+                let input = PlanInput {
+                    node: me,
+                    pools: &w.pools,
+                    nodes: &w.nodes,
+                    services: &w.services,
+                    alive: w.alive.as_ref(),
+                };
+                prop_assert_eq!(planner.plan(&input), plan(&input));
+            }
+            prev = Some(w);
         }
     }
 }

@@ -32,7 +32,8 @@
 //! (`printf '%s' 'node1#10.0.0.1' | sha256sum`, Python's `hashlib`); a change that breaks one
 //! breaks every mixed-version cluster.
 
-use std::net::IpAddr;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 
 use sha2::{Digest, Sha256};
 
@@ -40,18 +41,7 @@ use sha2::{Digest, Sha256};
 /// canonical text form (see the [module documentation](self)). Smaller ranks first. Fixed
 /// forever: daemons of every version must agree, and MetalLB computes the same value.
 pub fn rank_key(node: &str, address: IpAddr) -> [u8; 32] {
-    rank_key_text(node, &address.to_string())
-}
-
-/// [`rank_key`] with the address already in text form, so a caller ranking many nodes for one
-/// address formats it once.
-pub(crate) fn rank_key_text(node: &str, address: &str) -> [u8; 32] {
-    Sha256::new()
-        .chain_update(node.as_bytes())
-        .chain_update(b"#")
-        .chain_update(address.as_bytes())
-        .finalize()
-        .into()
+    rank_key_text(node, &AddrText::new(address))
 }
 
 /// The candidate with the smallest [`rank_key`] for `address`: the node that announces it.
@@ -61,15 +51,96 @@ pub fn owner<'a>(
     candidates: impl IntoIterator<Item = &'a str>,
     address: IpAddr,
 ) -> Option<&'a str> {
-    let text = address.to_string();
+    let text = AddrText::new(address);
     min_by_rank(candidates, &text, |name| *name).map(|(_, name)| name)
+}
+
+/// An address in its canonical text form (what `Display` writes), formatted once per address
+/// and without allocating: a plan formats one per Service.
+pub(crate) struct AddrText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl AddrText {
+    /// The text of `address`.
+    pub(crate) fn new(address: IpAddr) -> AddrText {
+        let mut text = AddrText {
+            buf: [0; 48],
+            len: 0,
+        };
+        match address {
+            IpAddr::V4(a) => text.push_v4(a),
+            IpAddr::V6(a) => {
+                // At most 45 characters ("::ffff:255.255.255.255" is the longest mixed form,
+                // eight full groups take 39), so this never runs out of room.
+                let mut rest = &mut text.buf[..];
+                let room = rest.len();
+                if write!(rest, "{a}").is_ok() {
+                    text.len = room - rest.len();
+                }
+            }
+        }
+        text
+    }
+
+    /// Dotted quad, as `Display` writes it, without going through `fmt` (a plan formats ten
+    /// thousand of these).
+    fn push_v4(&mut self, a: Ipv4Addr) {
+        for (i, octet) in a.octets().into_iter().enumerate() {
+            if i > 0 {
+                self.push(b'.');
+            }
+            if octet >= 100 {
+                self.push(b'0' + octet / 100);
+            }
+            if octet >= 10 {
+                self.push(b'0' + octet / 10 % 10);
+            }
+            self.push(b'0' + octet % 10);
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// The text's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// [`rank_key`] with the address already in text form, so a caller ranking many nodes for one
+/// address formats it once.
+pub(crate) fn rank_key_text(node: &str, address: &AddrText) -> [u8; 32] {
+    let (node, address) = (node.as_bytes(), address.as_bytes());
+    // One contiguous message hashes faster than three updates; node names are DNS names
+    // (at most 253 bytes), so the stack buffer nearly always fits.
+    let mut buf = [0u8; 320];
+    let len = node.len() + 1 + address.len();
+    if let Some(msg) = buf.get_mut(..len) {
+        msg[..node.len()].copy_from_slice(node);
+        msg[node.len()] = b'#';
+        msg[node.len() + 1..].copy_from_slice(address);
+        return Sha256::digest(msg).into();
+    }
+    Sha256::new()
+        .chain_update(node)
+        .chain_update(b"#")
+        .chain_update(address)
+        .finalize()
+        .into()
 }
 
 /// The item whose name (per `name_of`) ranks first for the address written `text`, with its key.
 /// Ties (a SHA-256 collision) go to the smaller name.
 pub(crate) fn min_by_rank<'n, T>(
     items: impl IntoIterator<Item = T>,
-    text: &str,
+    text: &AddrText,
     name_of: impl Fn(&T) -> &'n str,
 ) -> Option<([u8; 32], T)> {
     let mut best: Option<([u8; 32], T)> = None;
@@ -249,6 +320,46 @@ mod tests {
             let reversed: Vec<&str> = nodes.into_iter().rev().collect();
             assert_eq!(owner(reversed, a), Some(order[0]));
         }
+    }
+
+    /// The text hashed is exactly what `Display` writes.
+    #[test]
+    fn addr_text_is_the_display_form() {
+        let check = |a: IpAddr| {
+            assert_eq!(AddrText::new(a).as_bytes(), a.to_string().as_bytes(), "{a}");
+        };
+        for i in 0..=255u8 {
+            for a in [
+                [i, 0, 0, 0],
+                [0, i, 0, 0],
+                [0, 0, i, 0],
+                [0, 0, 0, i],
+                [i, i, i, i],
+            ] {
+                check(IpAddr::from(a));
+            }
+        }
+        let long = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        for a in [
+            long,
+            "::ffff:255.255.255.255",
+            "::",
+            "::1",
+            "1::",
+            "2001:db8:0:0:1:0:0:1",
+        ] {
+            check(ip(a));
+        }
+    }
+
+    #[test]
+    fn long_node_names_hash_the_same() {
+        // Longer than the stack buffer: the streaming path (digest from Python's hashlib).
+        let name = "n".repeat(400);
+        assert_eq!(
+            hex(rank_key(&name, ip("2001:db8::1"))),
+            "b6e648c68c655bf557b6ecaa4990d93cdc1ec60aa2eda4bc4bc07e9b4066db87"
+        );
     }
 
     #[test]

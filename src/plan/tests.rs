@@ -734,3 +734,50 @@ fn node_blocker_follows_liveness_rules() {
         Some(Reason::NodeNotReady)
     );
 }
+
+/// Plans of one `Planner` across changes: readiness flips (rankings reused), a node leaves
+/// and one joins (rankings recomputed), Services come and go — each equal to `plan`'s.
+#[test]
+fn a_planner_follows_changes_like_plan() {
+    let names = ["a1", "b2", "c3", "d4", "e5", "f6", "g7"];
+    let world = |present: &[&str], not_ready: &[&str]| -> Vec<PlanNode> {
+        present
+            .iter()
+            .map(|n| {
+                let mut n = node(n);
+                n.ready = Some(!not_ready.contains(&n.name.as_str()));
+                n
+            })
+            .collect()
+    };
+    let services: Vec<PlanService> = (0..64u8)
+        .map(|i| {
+            let mut s = svc(&format!("ns/s{i:02}"), &[&format!("10.0.0.{i}")]);
+            s.endpoint_nodes = names.iter().map(|n| n.to_string()).collect();
+            s
+        })
+        .collect();
+    // Rankings are remembered for Services with more than `memo::TOP` candidates.
+    let steps: Vec<(Vec<PlanNode>, &[PlanService])> = vec![
+        (world(&names[..6], &[]), &services[..]),
+        (world(&names[..6], &["a1"]), &services[..]),
+        (world(&names[1..], &[]), &services[..]),
+        (world(&names[1..], &["d4"]), &services[..40]),
+        (world(&names, &[]), &services[20..]),
+        (world(&names, &["a1", "b2"]), &services[..]),
+        // Few candidates: ranked directly, the remembered rankings are kept for later.
+        (world(&names, &["a1", "b2", "c3", "d4"]), &services[..]),
+        (world(&names, &["e5"]), &services[..]),
+    ];
+    let mut planner = Planner::new();
+    for (i, (nodes, services)) in steps.iter().enumerate() {
+        let input = PlanInput {
+            node: "c3",
+            pools: &pools(),
+            nodes,
+            services,
+            alive: None,
+        };
+        assert_eq!(planner.plan(&input), plan(&input), "step {i}");
+    }
+}

@@ -2,6 +2,11 @@
 //! namespaces A (`02:00:00:00:0a:01`, 192.0.2.1, 2001:db8::1) and B (`02:00:00:00:0b:01`,
 //! 192.0.2.2, 2001:db8::2) joined by a veth, and tests comparing our frames with the kernel's.
 //!
+//! Captured with `tcpdump -w` on A's end while A ran `arping -c1 192.0.2.2` and `ndisc6
+//! 2001:db8::2`, pinged B (the kernels then confirmed each other's link-local address with
+//! unicast NUD probes), and added 2001:db8::3 with DAD on after B had it (B's kernel defends
+//! it); hex from `tcpdump -xx -r`.
+//!
 //! The kernel's answers are the reference: given the same request and B's MAC, our ARP reply
 //! and our NAs to a multicast NS and to a DAD probe are the kernel's bytes exactly.
 
