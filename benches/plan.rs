@@ -90,6 +90,9 @@ fn bench(c: &mut Criterion) {
                 nodes: &nodes,
                 services: &services,
                 alive: None,
+                claims: None,
+                announceable: None,
+                failback: ferrolb::config::Failback::Sticky,
             };
             g.bench_function(
                 BenchmarkId::from_parameter(format!("{n_services}x{n_nodes}")),
@@ -117,6 +120,9 @@ fn replan(c: &mut Criterion) {
                 nodes,
                 services: &services,
                 alive: None,
+                claims: None,
+                announceable: None,
+                failback: ferrolb::config::Failback::Sticky,
             };
             let inputs = [input(&nodes), input(&flipped)];
             let mut planner = Planner::new();

@@ -120,6 +120,9 @@ impl Speaker {
             nodes: &plan_nodes,
             services: &plan_services,
             alive: None,
+            claims: None,
+            announceable: None,
+            failback: crate::config::Failback::Sticky,
         });
         let l2_set = plan.l2();
         let mut entries = BTreeMap::new();

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::config::Mode;
+use crate::config::{Failback, Mode};
 use crate::ipam::range::to_u128;
 use crate::ipam::Family;
 
@@ -27,7 +27,7 @@ pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Pla
     let pools: Vec<PoolNodes> = input
         .pools
         .iter()
-        .map(|p| PoolNodes::new(&nodes, p))
+        .map(|p| PoolNodes::new(&nodes, p, input.announceable))
         .collect();
     let index = RangeIndex::new(input.pools);
     let services: Vec<Svc> = input
@@ -81,16 +81,19 @@ pub(super) fn run(input: &PlanInput<'_>, mut memo: Option<&mut RankMemo>) -> Pla
         };
         match &input.pools[p].mode {
             PlanMode::L2 { interfaces } => {
-                let owner = match holders.as_slice() {
-                    [s] => match last[*s as usize] {
-                        Some((q, o)) if q == p => o,
-                        _ => {
-                            let o = ctx.l2_owner(p, &holders);
-                            last[*s as usize] = Some((p, o));
-                            o
-                        }
+                let owner = match ctx.claimed(p, &holders, address) {
+                    Some(o) => Some(o),
+                    None => match holders.as_slice() {
+                        [s] => match last[*s as usize] {
+                            Some((q, o)) if q == p => o,
+                            _ => {
+                                let o = ctx.l2_owner(p, &holders);
+                                last[*s as usize] = Some((p, o));
+                                o
+                            }
+                        },
+                        _ => ctx.l2_owner(p, &holders),
                     },
-                    _ => ctx.l2_owner(p, &holders),
                 };
                 for &s in &holders {
                     let decision = if owner.is_some() && owner == nodes.me {
@@ -150,6 +153,29 @@ impl Ctx<'_, '_, '_> {
         }
         let candidates = pool.eligible.iter().copied().filter(|&i| union[i as usize]);
         self.rank(address, candidates, |i| union[i as usize])
+    }
+
+    /// Sticky failback: the best-ranked (for the lead holder's first address) of the eligible
+    /// candidates that currently claim `address`; `None` when nobody eligible claims it or
+    /// claims do not count (no gossip, or `immediate`).
+    fn claimed(&self, p: usize, holders: &[u32], address: IpAddr) -> Option<u32> {
+        if self.input.failback != Failback::Sticky {
+            return None;
+        }
+        let claimants = self.input.claims?.get(&address)?;
+        let lead = &self.input.services[*holders.first()? as usize];
+        let rank_address = *lead.addresses.first()?;
+        let pool = &self.pools[p];
+        let accepted = claimants
+            .iter()
+            .filter_map(|n| self.nodes.index(n))
+            .filter(|&i| {
+                holders
+                    .iter()
+                    .any(|&s| self.services[s as usize].accepts(pool, i))
+            });
+        let text = AddrText::new(rank_address);
+        min_by_rank(accepted, &text, |&i| self.nodes.name(i)).map(|(_, i)| i)
     }
 
     /// The first-ranked of `candidates` (`accepts` tells them apart) for `address`: from the

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{PlanNode, PlanPool, Reason};
+use super::{PlanMode, PlanNode, PlanPool, Reason};
 
 /// The label that keeps a node out of load balancing (any value, as Kubernetes' service
 /// controller and MetalLB read it).
@@ -92,12 +92,26 @@ pub(super) struct PoolNodes {
 }
 
 impl PoolNodes {
-    /// The eligible nodes of `pool` among `table`.
-    pub fn new(table: &NodeTable<'_>, pool: &PlanPool) -> Self {
+    /// The eligible nodes of `pool` among `table`; `announceable` (gossip) rules out the
+    /// nodes known to have no usable interface for an l2 pool.
+    pub fn new(
+        table: &NodeTable<'_>,
+        pool: &PlanPool,
+        announceable: Option<&BTreeMap<String, BTreeSet<String>>>,
+    ) -> Self {
+        let l2 = matches!(pool.mode, PlanMode::L2 { .. });
+        let usable = |name: &str| {
+            !l2 || announceable
+                .and_then(|m| m.get(name))
+                .is_none_or(|pools| pools.contains(&pool.name))
+        };
         let mut member = vec![false; table.len()];
         let mut eligible = Vec::new();
         for (i, node) in table.nodes.iter().enumerate() {
-            if table.blockers[i].is_none() && selects(&pool.node_selector, &node.labels) {
+            if table.blockers[i].is_none()
+                && selects(&pool.node_selector, &node.labels)
+                && usable(&node.name)
+            {
                 member[i] = true;
                 // The table's length came from a Vec of indices that fit u32 (see `index`).
                 eligible.extend(u32::try_from(i).ok());
@@ -107,7 +121,10 @@ impl PoolNodes {
             None => Err(Reason::NodeUnknown),
             Some(i) => match table.blockers[i as usize] {
                 Some(reason) => Err(reason),
-                None if !member[i as usize] => Err(Reason::NodeNotSelected),
+                None if !selects(&pool.node_selector, &table.nodes[i as usize].labels) => {
+                    Err(Reason::NodeNotSelected)
+                }
+                None if !member[i as usize] => Err(Reason::NoUsableInterface),
                 None => Ok(()),
             },
         };

@@ -13,11 +13,16 @@
 //!   without gossip, `Ready=True`; with gossip, in the alive set and `Ready` not `False`;
 //!   matching `P`'s `node_selector` (every pair); without the label
 //!   [`EXCLUDE_LABEL`] (any value); without `NetworkUnavailable=True`;
+//!   for an l2 pool, not known (from its gossip metadata) to lack a usable interface for `P`;
 //!   and, when `S` has `externalTrafficPolicy: Local`, holding an endpoint of `S`. A Service
 //!   without endpoints on any node has no eligible node.
 //! - **Layer-2 owner.** Exactly one node announces an l2 address: the eligible node with the
 //!   smallest [`rank_key`] for the Service's FIRST address (MetalLB's ranking; see [`rank`]),
-//!   so both families of a dual-stack Service land on one node. When several Services hold one
+//!   so both families of a dual-stack Service land on one node — unless `l2.failback` is
+//!   sticky and eligible candidates currently claim the address (gossip): then the
+//!   best-ranked of those claimants keeps it, so a returning better-ranked node does not take
+//!   it back (fewer moves, no ARP flapping); a dead or ineligible claimant counts for nothing.
+//!   `immediate` ignores claims (MetalLB). When several Services hold one
 //!   address (`allow-shared-ip`) it still gets one owner: the candidates are the union of the
 //!   holders' eligible nodes, ranked by the first address of the holder with the smallest key.
 //!   When the holders agree on both (same first address, same endpoints: the normal case),
@@ -31,7 +36,8 @@
 //!   [`NodeNotAlive`](Reason::NodeNotAlive), [`NodeNotReady`](Reason::NodeNotReady),
 //!   [`NodeExcluded`](Reason::NodeExcluded),
 //!   [`NodeNetworkUnavailable`](Reason::NodeNetworkUnavailable),
-//!   [`NodeNotSelected`](Reason::NodeNotSelected); then the Service's —
+//!   [`NodeNotSelected`](Reason::NodeNotSelected),
+//!   [`NoUsableInterface`](Reason::NoUsableInterface) (l2); then the Service's —
 //!   [`NoEndpoints`](Reason::NoEndpoints); then (l2) [`NoEligibleNode`](Reason::NoEligibleNode)
 //!   when nobody at all may announce it (its endpoints are all on ineligible nodes);
 //!   [`NoLocalEndpoints`](Reason::NoLocalEndpoints); (l2) [`NotOwner`](Reason::NotOwner).
@@ -44,8 +50,9 @@
 //! between calls, so a re-plan after a change of readiness, endpoints or Services hashes
 //! (almost) nothing and costs a sort and a pass: see `benches/plan.rs`.
 //!
-//! Sticky ownership (the membership issue) will add the owners' current claims as one more
-//! input; the output does not change shape.
+//! Sticky ownership needs every node to see the same claims; gossip converges within a few
+//! probe rounds, and a short disagreement resolves itself as claims update (a node that
+//! stops claiming loses its stickiness).
 
 mod decide;
 pub mod eligibility;
@@ -56,7 +63,7 @@ pub mod reason;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::config::Mode;
+use crate::config::{Failback, Mode};
 use crate::ipam::IpRange;
 
 pub use decide::plan;
@@ -129,6 +136,14 @@ pub struct PlanInput<'a> {
     pub services: &'a [PlanService],
     /// Alive members from gossip; `None` = no gossip yet: liveness is Node `Ready == Some(true)`.
     pub alive: Option<&'a BTreeSet<String>>,
+    /// Gossip: the nodes currently announcing (claiming) each l2 address; `None` without
+    /// gossip. Only read with [`Failback::Sticky`].
+    pub claims: Option<&'a BTreeMap<IpAddr, BTreeSet<String>>>,
+    /// Gossip: node → the pools it has a usable interface for. A node missing from the map
+    /// (its metadata has not arrived) is not restricted; `None` without gossip.
+    pub announceable: Option<&'a BTreeMap<String, BTreeSet<String>>>,
+    /// `l2.failback`: whether a claimant keeps its address (sticky) or the ranking decides.
+    pub failback: Failback,
 }
 
 /// This node's desired announcements: one [`Entry`] per (Service, address), sorted by
@@ -207,5 +222,7 @@ impl Plan {
 
 #[cfg(test)]
 mod props;
+#[cfg(test)]
+mod sticky_tests;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,9 @@ struct World {
     nodes: Vec<PlanNode>,
     services: Vec<PlanService>,
     alive: Option<BTreeSet<String>>,
+    claims: Option<BTreeMap<IpAddr, BTreeSet<String>>>,
+    announceable: Option<BTreeMap<String, BTreeSet<String>>>,
+    failback: crate::config::Failback,
 }
 
 impl World {
@@ -32,6 +35,9 @@ impl World {
             nodes: &self.nodes,
             services: &self.services,
             alive: self.alive.as_ref(),
+            claims: self.claims.as_ref(),
+            announceable: self.announceable.as_ref(),
+            failback: self.failback,
         })
     }
 
@@ -133,13 +139,54 @@ fn world_of(min_nodes: usize) -> impl Strategy<Value = World> {
             NAMES.iter().copied().chain(["ghost"]).collect::<Vec<_>>(),
             0..=NAMES.len() + 1,
         )),
+        gossip(),
     )
-        .prop_map(|(pools, nodes, services, alive)| World {
-            pools,
-            nodes,
-            services,
-            alive: alive.map(|a| a.into_iter().map(String::from).collect()),
-        })
+        .prop_map(
+            |(pools, nodes, services, alive, (claims, announceable, failback))| World {
+                pools,
+                nodes,
+                services,
+                alive: alive.map(|a| a.into_iter().map(String::from).collect()),
+                claims,
+                announceable,
+                failback,
+            },
+        )
+}
+
+type Claims = BTreeMap<IpAddr, BTreeSet<String>>;
+type Announceable = BTreeMap<String, BTreeSet<String>>;
+
+/// Gossip's extra inputs: claims on some addresses (by anyone, even unknown or dead nodes,
+/// sometimes several claimants), per-node announceable pools (some nodes unknown), failback.
+fn gossip() -> impl Strategy<
+    Value = (
+        Option<Claims>,
+        Option<Announceable>,
+        crate::config::Failback,
+    ),
+> {
+    let names: Vec<&str> = NAMES.iter().copied().chain(["ghost"]).collect();
+    let claims = proptest::collection::btree_map(
+        address(),
+        subsequence(names.clone(), 0..=3)
+            .prop_map(|c| c.into_iter().map(String::from).collect::<BTreeSet<_>>()),
+        0..8,
+    );
+    let announceable = proptest::collection::btree_map(
+        select(names).prop_map(String::from),
+        subsequence(vec!["a", "b", "c"], 0..=3)
+            .prop_map(|c| c.into_iter().map(String::from).collect::<BTreeSet<_>>()),
+        0..6,
+    );
+    (
+        proptest::option::of(claims),
+        proptest::option::weighted(0.3, announceable),
+        select(vec![
+            crate::config::Failback::Sticky,
+            crate::config::Failback::Immediate,
+        ]),
+    )
 }
 
 // === The oracle: the rules written out naively ===
@@ -174,6 +221,14 @@ fn standing(w: &World, me: &str, pool: &PlanPool) -> Result<(), Reason> {
     {
         return Err(Reason::NodeNotSelected);
     }
+    let no_interface = w
+        .announceable
+        .as_ref()
+        .and_then(|m| m.get(me))
+        .is_some_and(|pools| !pools.contains(&pool.name));
+    if pool.mode != PlanMode::Bgp && no_interface {
+        return Err(Reason::NoUsableInterface);
+    }
     Ok(())
 }
 
@@ -206,7 +261,19 @@ fn oracle_owner(w: &World, a: IpAddr) -> Option<String> {
         .map(|n| n.name.as_str())
         .filter(|n| hs.iter().any(|s| eligible(w, n, pool, s)))
         .collect();
-    rank::owner(candidates, hs.first()?.addresses[0]).map(String::from)
+    let rank_address = hs.first()?.addresses[0];
+    if w.failback == crate::config::Failback::Sticky {
+        let claimants = w.claims.as_ref().and_then(|c| c.get(&a));
+        let claiming: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|n| claimants.is_some_and(|c| c.contains(*n)))
+            .collect();
+        if let Some(o) = rank::owner(claiming, rank_address) {
+            return Some(o.to_string());
+        }
+    }
+    rank::owner(candidates, rank_address).map(String::from)
 }
 
 fn oracle_decision(w: &World, me: &str, s: &PlanService, a: IpAddr) -> Decision {
@@ -382,6 +449,9 @@ proptest! {
                     nodes: &w.nodes,
                     services: &w.services,
                     alive: w.alive.as_ref(),
+                    claims: w.claims.as_ref(),
+                    announceable: w.announceable.as_ref(),
+                    failback: w.failback,
                 };
                 prop_assert_eq!(planner.plan(&input), plan(&input));
             }
@@ -412,6 +482,9 @@ fn owners_spread_evenly() {
         nodes: &nodes,
         services: &services,
         alive: None,
+        claims: None,
+        announceable: None,
+        failback: crate::config::Failback::Sticky,
     });
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for e in &p.entries {

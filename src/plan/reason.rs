@@ -21,6 +21,9 @@ pub enum Reason {
     NodeNetworkUnavailable,
     /// This node does not match the pool's `node_selector`.
     NodeNotSelected,
+    /// The pool is l2 and this node has no usable interface for it (its gossip metadata
+    /// says so): no interface is up with a subnet containing the pool's addresses.
+    NoUsableInterface,
     /// The Service has no ready (or serving) endpoint on any node, so no node announces it.
     NoEndpoints,
     /// Nobody may announce the address: the nodes holding the Service's endpoints
@@ -43,6 +46,7 @@ impl Reason {
             Reason::NodeExcluded => "nodeExcluded",
             Reason::NodeNetworkUnavailable => "nodeNetworkUnavailable",
             Reason::NodeNotSelected => "nodeNotSelected",
+            Reason::NoUsableInterface => "noUsableInterface",
             Reason::NoEndpoints => "noEndpoints",
             Reason::NoEligibleNode => "noEligibleNode",
             Reason::NoLocalEndpoints => "noLocalEndpoints",

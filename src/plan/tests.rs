@@ -94,6 +94,9 @@ fn run(
         nodes,
         services,
         alive,
+        claims: None,
+        announceable: None,
+        failback: crate::config::Failback::Sticky,
     })
 }
 
@@ -777,6 +780,9 @@ fn a_planner_follows_changes_like_plan() {
             nodes,
             services,
             alive: None,
+            claims: None,
+            announceable: None,
+            failback: crate::config::Failback::Sticky,
         };
         assert_eq!(planner.plan(&input), plan(&input), "step {i}");
     }
