@@ -7,10 +7,18 @@
 //! One loop owns all state and receives everything as messages — reflector updates, the
 //! Lease's verdict, re-reads from the writer, signals — so decisions never race each other.
 //!
+//! With `cluster.enabled`, gossip membership starts once the Nodes are known; liveness then
+//! comes from it (and Node `Ready` not `False`), owners are sticky per `l2.failback`, and
+//! nothing is announced until the membership has synced (or its sync timeout passed).
+//!
 //! Signals: SIGHUP re-reads the configuration (an invalid file is refused and the running one
-//! kept; new pools are applied as a diff), SIGTERM/SIGINT stop the daemon, releasing the Lease
-//! so another daemon takes over at once.
+//! kept; new pools are applied as a diff; `[cluster]` changes need a restart), SIGTERM/SIGINT
+//! stop the daemon, releasing the Lease so another daemon takes over at once — with gossip,
+//! after leaving the cluster and waiting (at most [`HANDOVER_TIMEOUT`]) until other members
+//! claim our addresses, answering meanwhile. SIGUSR1 drains: leave the cluster, keep
+//! answering for [`DRAIN_GRACE`], then stop answering (the daemon stays up until SIGTERM).
 
+mod gossip;
 mod speaker;
 mod writer;
 
@@ -37,6 +45,11 @@ pub const LEASE_NAME: &str = "ferrolb-allocator";
 pub const DEFAULT_KUBECONFIG: &str = "/etc/ferrolb/kubeconfig";
 /// How long a stopping daemon waits for the Lease release.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a stopping daemon keeps answering while waiting for others to claim its
+/// addresses (gossip on).
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a draining daemon (SIGUSR1) keeps answering after leaving the cluster.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +71,9 @@ pub enum DaemonError {
     /// The API connection could not be set up.
     #[error("{0}")]
     Kubernetes(String),
+    /// Gossip membership could not start.
+    #[error("cannot start gossip membership: {0}")]
+    Gossip(String),
     /// The ARP/NDP responders could not start.
     #[error("cannot start the ARP/NDP responders for the l2 pools: {0}")]
     L2(#[from] crate::l2::L2Error),
@@ -79,6 +95,7 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     let mut term = install(SignalKind::terminate(), "SIGTERM")?;
     let mut int = install(SignalKind::interrupt(), "SIGINT")?;
     let mut hup = install(SignalKind::hangup(), "SIGHUP")?;
+    let mut usr1 = install(SignalKind::user_defined1(), "SIGUSR1")?;
 
     let k = &current.config.kubernetes;
     let settings = ReflectorSettings {
@@ -135,16 +152,37 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     // message is queued (or REPLAN_EVERY messages went by) so a burst costs one plan.
     let mut replan = true;
     let mut since_plan: u32 = 0;
+    let mut gossip: Option<gossip::Gossip> = None;
+    // SIGUSR1: when to stop answering; then `drained`.
+    let mut drain_until: Option<tokio::time::Instant> = None;
+    let mut drained = false;
 
     loop {
         let mut actions: Vec<Action> = Vec::new();
-        let plan_now = replan && state.synced();
+        let gate_open =
+            !current.config.cluster.enabled || gossip.as_ref().is_some_and(|g| g.synced());
+        // While draining the announcements are frozen (a re-plan after leaving would stop
+        // answering at once), and after it nothing is planned any more.
+        let plan_now = replan && state.synced() && gate_open && drain_until.is_none() && !drained;
         tokio::select! {
             biased;
             _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
+            _ = usr1.recv(), if drain_until.is_none() && !drained => {
+                tracing::info!(grace_secs = DRAIN_GRACE.as_secs(), announced = speaker.announced(), "SIGUSR1: draining; leaving the cluster, answering until the grace period ends");
+                if let Some(g) = &gossip {
+                    g.leave().await;
+                }
+                drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
+            }
+            () = sleep_until(drain_until) => {
+                tracing::info!(announced = speaker.announced(), "drain grace period over; no longer answering ARP/NDP");
+                speaker.silence();
+                drain_until = None;
+                drained = true;
+            }
             () = std::future::ready(()), if plan_now && since_plan >= REPLAN_EVERY => {
-                plan(&mut speaker, &state, &mut replan, &mut since_plan);
+                plan(&mut speaker, &state, &current.config, gossip.as_mut(), &mut replan, &mut since_plan);
             }
             Some(update) = svc_rx.recv() => {
                 let changed = state.services.apply(update);
@@ -155,7 +193,20 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                     }
                 }
             }
-            Some(update) = node_rx.recv() => { replan |= !state.nodes.apply(update).is_empty(); }
+            Some(update) = node_rx.recv() => {
+                if !state.nodes.apply(update).is_empty() {
+                    replan = true;
+                    if let Some(g) = gossip.as_mut() {
+                        g.nodes_changed(&current.config, &state.nodes);
+                    }
+                }
+            }
+            () = view_changed(gossip.as_mut()) => {
+                if let Some(g) = gossip.as_mut() {
+                    g.check_view();
+                }
+                replan = true;
+            }
             Some(update) = slice_rx.recv() => { replan |= !state.slices.apply(update).is_empty(); }
             Some(event) = l2_rx.recv() => { speaker.l2_event(event, &state.services); }
             Ok(()) = leading_rx.changed() => {
@@ -174,8 +225,11 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                 }
             }
             () = std::future::ready(()), if plan_now => {
-                plan(&mut speaker, &state, &mut replan, &mut since_plan);
+                plan(&mut speaker, &state, &current.config, gossip.as_mut(), &mut replan, &mut since_plan);
             }
+        }
+        if gossip.is_none() && current.config.cluster.enabled && state.nodes.synced() {
+            gossip = Some(gossip::Gossip::start(&current.config, &node, &state.nodes).await?);
         }
         if replan {
             since_plan = since_plan.saturating_add(1);
@@ -210,6 +264,19 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         }
     }
     notify::stopping();
+    if let (Some(g), false) = (gossip.as_mut(), drained || drain_until.is_some()) {
+        // Planned stop: leave, keep answering until others claim our addresses.
+        let announced = speaker.claims();
+        let started = tokio::time::Instant::now();
+        g.leave().await;
+        let left_over = g.wait_handover(&announced, HANDOVER_TIMEOUT).await;
+        tracing::info!(
+            announced = announced.len(),
+            not_taken_over = left_over.len(),
+            waited_ms = started.elapsed().as_millis() as u64,
+            "handed the addresses over; stopping"
+        );
+    }
     speaker.stop().await;
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(RELEASE_TIMEOUT, election)
@@ -221,10 +288,37 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn plan(speaker: &mut speaker::Speaker, state: &State, replan: &mut bool, since: &mut u32) {
-    speaker.update(&state.services, &state.nodes, &state.slices);
+fn plan(
+    speaker: &mut speaker::Speaker,
+    state: &State,
+    config: &Config,
+    gossip: Option<&mut gossip::Gossip>,
+    replan: &mut bool,
+    since: &mut u32,
+) {
+    let input = gossip.as_ref().map(|g| g.input(config.l2.failback));
+    speaker.update(&state.services, &state.nodes, &state.slices, input);
+    if let Some(g) = gossip {
+        g.publish(speaker.claims(), speaker.announceable_pools());
+    }
     *replan = false;
     *since = 0;
+}
+
+/// The next change of the gossip view; never, without gossip.
+async fn view_changed(gossip: Option<&mut gossip::Gossip>) {
+    match gossip {
+        Some(g) => g.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`; never, without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// What the daemon knows of the cluster.

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use tokio::sync::mpsc;
 
+use super::gossip::GossipInput;
 use crate::config::{Config, Mode, PoolMode};
 use crate::kube::events::{EventRecorder, EventType, ServiceEvent};
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo};
@@ -105,24 +106,33 @@ impl Speaker {
         }
     }
 
-    /// Re-plans from the current state and applies the difference.
+    /// Re-plans from the current state (and gossip's, when on) and applies the difference.
     pub(super) fn update(
         &mut self,
         services: &Store<ServiceInfo>,
         nodes: &Store<NodeInfo>,
         slices: &Store<EndpointSliceInfo>,
+        gossip: Option<GossipInput>,
     ) {
         let plan_services = plan_services(services, slices, self.settings.class.as_deref());
         let plan_nodes: Vec<PlanNode> = nodes.iter().map(plan_node).collect();
+        let gossip = gossip.map(|mut g| {
+            // Our own pools as of now, not as last gossiped back to us.
+            g.announceable
+                .insert(self.settings.node.clone(), self.announceable_pools());
+            g
+        });
         let plan = self.planner.plan(&PlanInput {
             node: &self.settings.node,
             pools: &self.settings.pools,
             nodes: &plan_nodes,
             services: &plan_services,
-            alive: None,
-            claims: None,
-            announceable: None,
-            failback: crate::config::Failback::Sticky,
+            alive: gossip.as_ref().map(|g| &g.alive),
+            claims: gossip.as_ref().map(|g| &g.claims),
+            announceable: gossip.as_ref().map(|g| &g.announceable),
+            failback: gossip
+                .as_ref()
+                .map_or(crate::config::Failback::Immediate, |g| g.failback),
         });
         let l2_set = plan.l2();
         let mut entries = BTreeMap::new();
@@ -275,6 +285,39 @@ impl Speaker {
     /// Number of addresses this node announces.
     pub(super) fn announced(&self) -> usize {
         self.announced_l2.len()
+    }
+
+    /// The l2 addresses this node announces (its gossip claims).
+    pub(super) fn claims(&self) -> BTreeSet<IpAddr> {
+        self.announced_l2.keys().copied().collect()
+    }
+
+    /// The pools this node could announce: every bgp pool; an l2 pool when some interface
+    /// would carry the first address of one of its ranges. That is an approximation (a pool
+    /// spanning subnets may be usable for some of its addresses only), but it needs no
+    /// address of the pool to be announced first, so it is known before this node owns one.
+    pub(super) fn announceable_pools(&self) -> BTreeSet<String> {
+        self.settings
+            .pools
+            .iter()
+            .filter(|p| match &p.mode {
+                PlanMode::Bgp => true,
+                PlanMode::L2 { interfaces } => self.l2.as_ref().is_some_and(|l2| {
+                    p.ranges
+                        .iter()
+                        .any(|r| l2.can_announce(r.start(), interfaces))
+                }),
+            })
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    /// Stops answering ARP/NDP while staying up (the end of a drain).
+    pub(super) fn silence(&mut self) {
+        if let Some(l2) = self.l2.as_mut() {
+            l2.set(BTreeMap::new());
+        }
+        self.announced_l2.clear();
     }
 
     /// Stops answering everything.

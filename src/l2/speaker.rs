@@ -172,6 +172,15 @@ impl Speaker {
             .collect()
     }
 
+    /// Whether some interface would carry `address` now (`explicit`: a pool's interfaces;
+    /// empty: automatic selection), by the same rules [`Speaker::set`] applies. The daemon
+    /// asks this for pools none of whose addresses it announces yet, to gossip which pools
+    /// it could announce.
+    pub fn can_announce(&self, address: IpAddr, explicit: &[String]) -> bool {
+        let core = lock(&self.core);
+        !super::interfaces::select(&core.net, address, explicit).is_empty()
+    }
+
     /// The counters.
     pub fn counters(&self) -> Counters {
         self.counters.snapshot()

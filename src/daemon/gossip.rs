@@ -1,0 +1,244 @@
+//! The daemon's side of gossip membership ([`crate::membership`]): started once the Nodes
+//! are known (the join list and, with an unspecified `cluster.bind`, the address others
+//! reach us at come from them); what the plan reads from the view; what this node publishes;
+//! and the handover of a planned stop.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::{Config, Failback, JoinAddress};
+use crate::kube::objects::NodeInfo;
+use crate::kube::store::Store;
+use crate::membership::{Membership, MembershipView, Settings};
+
+use super::DaemonError;
+
+/// What the plan reads from gossip (owned, so the view's lock is not held while planning).
+#[derive(Debug, Clone, Default)]
+pub(super) struct GossipInput {
+    /// Alive (or suspect) members; this node is left out once it has left (drain, stop).
+    pub alive: BTreeSet<String>,
+    /// Address → the members claiming it.
+    pub claims: BTreeMap<IpAddr, BTreeSet<String>>,
+    /// Member → the pools it can announce (members whose metadata arrived).
+    pub announceable: BTreeMap<String, BTreeSet<String>>,
+    /// `l2.failback`.
+    pub failback: Failback,
+}
+
+/// The running membership and what was last published to or reported from it.
+pub(super) struct Gossip {
+    membership: Membership,
+    view: watch::Receiver<MembershipView>,
+    port: u16,
+    join: Vec<JoinAddress>,
+    claims: BTreeSet<IpAddr>,
+    pools: Option<BTreeSet<String>>,
+    mismatches: Vec<String>,
+}
+
+impl Gossip {
+    /// Starts membership for `node`, joining `cluster.join` or every other Node's InternalIP.
+    pub(super) async fn start(
+        config: &Config,
+        node: &str,
+        nodes: &Store<NodeInfo>,
+    ) -> Result<Gossip, DaemonError> {
+        let mut settings = Settings::from_config(config, node)
+            .map_err(|e| DaemonError::Gossip(format!("cluster.secret_file: {e}")))?;
+        if settings.bind.ip().is_unspecified() {
+            // Others reach us at our InternalIP (same family as the bind address preferred).
+            let ips = nodes
+                .iter()
+                .find(|n| n.name == node)
+                .map(|n| n.internal_ips.clone())
+                .unwrap_or_default();
+            let ip = ips
+                .iter()
+                .find(|ip| ip.is_ipv4() == settings.bind.is_ipv4())
+                .or(ips.first())
+                .ok_or_else(|| {
+                    DaemonError::Gossip(format!(
+                        "cluster.bind {} is unspecified and Node {node:?} has no InternalIP to advertise; bind to this node's address",
+                        settings.bind
+                    ))
+                })?;
+            settings.advertise = Some(SocketAddr::new(*ip, 0));
+        }
+        let port = settings.bind.port();
+        let join = join_list(config, node, nodes, port);
+        settings.join = join.clone();
+        let membership = Membership::start(settings)
+            .await
+            .map_err(|e| DaemonError::Gossip(e.to_string()))?;
+        tracing::info!(
+            addr = %membership.identity().addr,
+            join = %join.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            "gossip membership started"
+        );
+        Ok(Gossip {
+            view: membership.view(),
+            membership,
+            port,
+            join,
+            claims: BTreeSet::new(),
+            pools: None,
+            mismatches: Vec::new(),
+        })
+    }
+
+    /// The startup gate: joined and holding the reachable members' state, or the sync timeout
+    /// passed.
+    pub(super) fn synced(&self) -> bool {
+        self.view.borrow().synced
+    }
+
+    /// Waits for the next change of the view (forever if the membership task is gone, which
+    /// is logged).
+    pub(super) async fn changed(&mut self) {
+        if self.view.changed().await.is_err() {
+            tracing::error!("the gossip task stopped; membership is frozen");
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// After a view change: warns (once per change) about members configured with other pools.
+    pub(super) fn check_view(&mut self) {
+        let view = self.view.borrow_and_update();
+        let mismatches: Vec<String> = view
+            .fingerprint_mismatches()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if mismatches != self.mismatches {
+            if !mismatches.is_empty() {
+                tracing::warn!(
+                    members = %mismatches.join(","),
+                    "these members run a different pool configuration; owners may disagree until it is the same everywhere"
+                );
+            }
+            self.mismatches = mismatches;
+        }
+    }
+
+    /// The plan's gossip inputs from the current view.
+    pub(super) fn input(&self, failback: Failback) -> GossipInput {
+        let view = self.view.borrow();
+        let mut alive: BTreeSet<String> = view.alive().map(String::from).collect();
+        if view.left {
+            alive.remove(&view.me);
+        }
+        let mut claims: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+        let mut announceable = BTreeMap::new();
+        for (name, m) in &view.members {
+            if !m.meta_known {
+                continue;
+            }
+            for a in &m.claims {
+                claims.entry(*a).or_default().insert(name.clone());
+            }
+            announceable.insert(name.clone(), m.pools.clone());
+        }
+        GossipInput {
+            alive,
+            claims,
+            announceable,
+            failback,
+        }
+    }
+
+    /// Re-computes the join list after a change of the Nodes.
+    pub(super) fn nodes_changed(&mut self, config: &Config, nodes: &Store<NodeInfo>) {
+        let join = join_list(config, &self.view.borrow().me, nodes, self.port);
+        if join != self.join {
+            self.membership.set_join(join.clone());
+            self.join = join;
+        }
+    }
+
+    /// Publishes this node's claims (the l2 addresses it announces) and announceable pools,
+    /// when they changed.
+    pub(super) fn publish(&mut self, claims: BTreeSet<IpAddr>, pools: BTreeSet<String>) {
+        if claims != self.claims {
+            self.membership.set_claims(claims.clone());
+            self.claims = claims;
+        }
+        if self.pools.as_ref() != Some(&pools) {
+            self.membership.set_pools(pools.clone());
+            self.pools = Some(pools);
+        }
+    }
+
+    /// Leaves the cluster: every member sees this node as left at once, so it is no longer a
+    /// candidate anywhere.
+    pub(super) async fn leave(&self) {
+        if let Err(error) = self.membership.leave().await {
+            tracing::warn!(%error, "leaving the gossip cluster");
+        }
+    }
+
+    /// After [`Gossip::leave`]: waits until every address in `announced` is claimed by another
+    /// live member, nobody else is alive, or `timeout` passed. Returns the addresses not taken
+    /// over.
+    pub(super) async fn wait_handover(
+        &mut self,
+        announced: &BTreeSet<IpAddr>,
+        timeout: Duration,
+    ) -> BTreeSet<IpAddr> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let pending = self.not_taken_over(announced);
+            if pending.is_empty() {
+                return pending;
+            }
+            if tokio::time::timeout_at(deadline, self.view.changed())
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return self.not_taken_over(announced);
+            }
+        }
+    }
+
+    /// The addresses of `announced` no other live member claims; empty when no other member
+    /// is alive (nobody can take them over: waiting is pointless).
+    fn not_taken_over(&self, announced: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+        let view = self.view.borrow();
+        let others: Vec<_> = view
+            .members
+            .iter()
+            .filter(|(n, m)| **n != view.me && m.state.is_alive())
+            .map(|(_, m)| m)
+            .collect();
+        if others.is_empty() {
+            return BTreeSet::new();
+        }
+        announced
+            .iter()
+            .filter(|a| !others.iter().any(|m| m.claims.contains(a)))
+            .copied()
+            .collect()
+    }
+}
+
+/// Whom to join: `cluster.join`, or every other Node's InternalIPs on the gossip port.
+fn join_list(config: &Config, me: &str, nodes: &Store<NodeInfo>, port: u16) -> Vec<JoinAddress> {
+    if !config.cluster.join.is_empty() {
+        return config.cluster.join.clone();
+    }
+    let mut out: Vec<JoinAddress> = nodes
+        .iter()
+        .filter(|n| n.name != me)
+        .flat_map(|n| n.internal_ips.iter())
+        .map(|ip| JoinAddress {
+            host: ip.to_string(),
+            port,
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+    out.dedup();
+    out
+}
