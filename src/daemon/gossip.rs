@@ -38,6 +38,8 @@ pub(super) struct Gossip {
     claims: BTreeSet<IpAddr>,
     pools: Option<BTreeSet<String>>,
     mismatches: Vec<String>,
+    /// Withdrawn from candidacy (planned stop, drain): announceable pools published empty.
+    withdrawn: bool,
 }
 
 impl Gossip {
@@ -87,6 +89,7 @@ impl Gossip {
             claims: BTreeSet::new(),
             pools: None,
             mismatches: Vec::new(),
+            withdrawn: false,
         })
     }
 
@@ -166,21 +169,37 @@ impl Gossip {
             self.membership.set_claims(claims.clone());
             self.claims = claims;
         }
+        let pools = if self.withdrawn {
+            BTreeSet::new()
+        } else {
+            pools
+        };
         if self.pools.as_ref() != Some(&pools) {
             self.membership.set_pools(pools.clone());
             self.pools = Some(pools);
         }
     }
 
+    /// Withdraws this node from candidacy while it stays a member: it publishes that it can
+    /// announce no pool, so every other node's plan passes it over
+    /// ([`Reason::NoUsableInterface`](crate::plan::Reason::NoUsableInterface)) and the
+    /// next-ranked takes its addresses — while this node still sees the gossip that says so
+    /// (after [`Gossip::leave`] it hears nothing more). Irreversible until restart.
+    pub(super) fn withdraw(&mut self) {
+        self.withdrawn = true;
+        self.membership.set_pools(BTreeSet::new());
+        self.pools = Some(BTreeSet::new());
+    }
+
     /// Leaves the cluster: every member sees this node as left at once, so it is no longer a
-    /// candidate anywhere.
+    /// candidate anywhere. It hears no gossip afterwards.
     pub(super) async fn leave(&self) {
         if let Err(error) = self.membership.leave().await {
             tracing::warn!(%error, "leaving the gossip cluster");
         }
     }
 
-    /// After [`Gossip::leave`]: waits until every address in `announced` is claimed by another
+    /// After [`Gossip::withdraw`]: waits until every address in `announced` is claimed by another
     /// live member, nobody else is alive, or `timeout` passed. Returns the addresses not taken
     /// over.
     pub(super) async fn wait_handover(

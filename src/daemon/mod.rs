@@ -14,9 +14,10 @@
 //! Signals: SIGHUP re-reads the configuration (an invalid file is refused and the running one
 //! kept; new pools are applied as a diff; `[cluster]` changes need a restart), SIGTERM/SIGINT
 //! stop the daemon, releasing the Lease so another daemon takes over at once — with gossip,
-//! after leaving the cluster and waiting (at most [`HANDOVER_TIMEOUT`]) until other members
-//! claim our addresses, answering meanwhile. SIGUSR1 drains: leave the cluster, keep
-//! answering for [`DRAIN_GRACE`], then stop answering (the daemon stays up until SIGTERM).
+//! after withdrawing from candidacy and waiting (at most [`HANDOVER_TIMEOUT`]) until other
+//! members claim our addresses, answering meanwhile, then leaving the cluster. SIGUSR1
+//! drains: withdraw, keep answering for [`DRAIN_GRACE`], then stop answering (the daemon
+//! stays up, a member, until SIGTERM).
 
 mod gossip;
 mod speaker;
@@ -169,9 +170,10 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
             _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
             _ = usr1.recv(), if drain_until.is_none() && !drained => {
-                tracing::info!(grace_secs = DRAIN_GRACE.as_secs(), announced = speaker.announced(), "SIGUSR1: draining; leaving the cluster, answering until the grace period ends");
-                if let Some(g) = &gossip {
-                    g.leave().await;
+                tracing::info!(grace_secs = DRAIN_GRACE.as_secs(), announced = speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
+                match gossip.as_mut() {
+                    Some(g) => g.withdraw(),
+                    None => tracing::warn!("draining without gossip: other nodes cannot know, so nobody takes the addresses over"),
                 }
                 drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
             }
@@ -264,18 +266,21 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         }
     }
     notify::stopping();
-    if let (Some(g), false) = (gossip.as_mut(), drained || drain_until.is_some()) {
-        // Planned stop: leave, keep answering until others claim our addresses.
+    if let Some(g) = gossip.as_mut() {
+        // Planned stop: withdraw, keep answering until others claim our addresses, then leave.
         let announced = speaker.claims();
-        let started = tokio::time::Instant::now();
+        if !announced.is_empty() {
+            let started = tokio::time::Instant::now();
+            g.withdraw();
+            let left_over = g.wait_handover(&announced, HANDOVER_TIMEOUT).await;
+            tracing::info!(
+                announced = announced.len(),
+                not_taken_over = left_over.len(),
+                waited_ms = started.elapsed().as_millis() as u64,
+                "handed the addresses over; stopping"
+            );
+        }
         g.leave().await;
-        let left_over = g.wait_handover(&announced, HANDOVER_TIMEOUT).await;
-        tracing::info!(
-            announced = announced.len(),
-            not_taken_over = left_over.len(),
-            waited_ms = started.elapsed().as_millis() as u64,
-            "handed the addresses over; stopping"
-        );
     }
     speaker.stop().await;
     let _ = shutdown_tx.send(true);

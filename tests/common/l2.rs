@@ -259,6 +259,13 @@ impl L2Lab {
     /// responder and a daemon (an IPv4 and an IPv6 l2 pool), and a client (`.50`). Returns once
     /// every daemon logged its initial sync.
     pub fn start(prefix: &str, n: u8) -> L2Lab {
+        L2Lab::start_with(prefix, n, false)
+    }
+
+    /// [`L2Lab::start`], with gossip membership on when `gossip`: one shared key file (32
+    /// random bytes, base64, mode 0600), each node bound to its IPv4 address on port 7946 and
+    /// joining the other two.
+    pub fn start_with(prefix: &str, n: u8, gossip: bool) -> L2Lab {
         for tool in ["arping", "ndisc6", "tcpdump", "curl"] {
             require_program(tool);
         }
@@ -281,6 +288,16 @@ impl L2Lab {
             .collect();
         apply_objects(&api, &nodes);
 
+        let key = gossip.then(|| {
+            use base64::Engine as _;
+            let mut bytes = [0u8; 32];
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+                .expect("random bytes");
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            lab.write_file("gossip.key", &format!("{text}\n"), 0o600)
+        });
+        let node_ips: Vec<String> = hosts.iter().map(|h| h.ipv4.to_string()).collect();
         let mut out = Vec::new();
         for host in hosts {
             // kube-proxy's part: the node accepts traffic for every pool address.
@@ -325,8 +342,22 @@ impl L2Lab {
                     }
                 },
             );
+            let mut node_config = NodeConfig::new(&host.name, &api.kubeconfig);
+            if let Some(key) = &key {
+                let me = host.ipv4.to_string();
+                let join: Vec<String> = node_ips
+                    .iter()
+                    .filter(|ip| **ip != me)
+                    .map(|ip| format!("\"{ip}:7946\""))
+                    .collect();
+                node_config.cluster = format!(
+                    "enabled = true\nbind = \"{me}:7946\"\nsecret_file = \"{}\"\njoin = [{}]\n",
+                    key.display(),
+                    join.join(", ")
+                );
+            }
             let config = lab.ferrolb_config(
-                &NodeConfig::new(&host.name, &api.kubeconfig)
+                &node_config
                     .pool(PoolConfig::new("lan-v4", &[&net.pool_v4()]))
                     .pool(PoolConfig::new("lan-v6", &[&net.pool_v6()]))
                     .pool({

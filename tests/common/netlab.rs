@@ -761,6 +761,8 @@ pub struct NodeConfig {
     pub kubernetes_extra: String,
     /// `[log] level`.
     pub log_level: String,
+    /// The `[cluster]` section's keys, as TOML (`enabled = false` by default: no gossip).
+    pub cluster: String,
 }
 
 impl NodeConfig {
@@ -777,6 +779,7 @@ impl NodeConfig {
             ),
             kubernetes_extra: String::new(),
             log_level: "info".into(),
+            cluster: "enabled = false\n".into(),
         }
     }
 
@@ -805,10 +808,7 @@ impl NodeConfig {
             d(self.lease.2),
             self.kubernetes_extra
         );
-        let _ = writeln!(
-            t,
-            "[cluster]\nenabled = false\n\n[metrics]\nlisten = \"\"\n"
-        );
+        let _ = writeln!(t, "[cluster]\n{}\n[metrics]\nlisten = \"\"\n", self.cluster);
         let _ = writeln!(t, "[log]\nlevel = {}\n", q(&self.log_level));
         for p in &self.pools {
             let addresses: Vec<String> = p.addresses.iter().map(|a| q(a)).collect();
