@@ -153,6 +153,12 @@ impl Gossip {
         }
     }
 
+    /// Publishes this node's pool fingerprint after a configuration reload.
+    pub(super) fn reconfigure(&self, config: &Config) {
+        self.membership
+            .set_fingerprint(crate::membership::pool_fingerprint(config));
+    }
+
     /// Re-computes the join list after a change of the Nodes.
     pub(super) fn nodes_changed(&mut self, config: &Config, nodes: &Store<NodeInfo>) {
         let join = join_list(config, &self.view.borrow().me, nodes, self.port);

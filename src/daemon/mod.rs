@@ -180,6 +180,9 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
             () = sleep_until(drain_until) => {
                 tracing::info!(announced = speaker.announced(), "drain grace period over; no longer answering ARP/NDP");
                 speaker.silence();
+                if let Some(g) = gossip.as_mut() {
+                    g.publish(speaker.claims(), std::collections::BTreeSet::new());
+                }
                 drain_until = None;
                 drained = true;
             }
@@ -220,6 +223,9 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                 notify::reloading();
                 current = reload(&opts, current);
                 speaker.reconfigure(&current.config).await;
+                if let Some(g) = gossip.as_ref() {
+                    g.reconfigure(&current.config);
+                }
                 replan = true;
                 if let Some(c) = controller.as_mut() {
                     let pools = ipam_pools(&current.config);
