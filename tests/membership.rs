@@ -385,9 +385,10 @@ async fn key_rotation_keeps_members_talking() {
     let a = Membership::start(settings("a", keys(&[1]), &[]))
         .await
         .unwrap();
-    let b = Membership::start(settings("b", keys(&[2]), &[a.identity().addr]))
+    let b = Membership::start(settings("b", keys(&[2]), &[]))
         .await
         .unwrap();
+    b.set_join_addrs([a.identity().addr]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(a.view().borrow().members.len(), 1);
     assert_eq!(b.view().borrow().members.len(), 1);
