@@ -110,7 +110,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_converge_and_share_metadata() {
-    let ms = cluster(4, |_| keys(&[1])).await;
+    let ms = cluster(16, |_| keys(&[1])).await;
     let claims: BTreeSet<IpAddr> = [
         "192.168.10.10".parse().unwrap(),
         "fd00::10".parse().unwrap(),
@@ -126,7 +126,7 @@ async fn members_converge_and_share_metadata() {
                 && v.members["m3"].fingerprint == Some([9; 8])
         })
         .await;
-        assert_eq!(v.count(MemberState::Alive), 4);
+        assert_eq!(v.count(MemberState::Alive), 16);
         assert!(v.synced && !v.sync_timed_out, "{v:?}");
     }
     // m0..m2 see m3's fingerprint differ from theirs.
@@ -385,9 +385,10 @@ async fn key_rotation_keeps_members_talking() {
     let a = Membership::start(settings("a", keys(&[1]), &[]))
         .await
         .unwrap();
-    let b = Membership::start(settings("b", keys(&[2]), &[a.identity().addr]))
+    let b = Membership::start(settings("b", keys(&[2]), &[]))
         .await
         .unwrap();
+    b.set_join_addrs([a.identity().addr]);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(a.view().borrow().members.len(), 1);
     assert_eq!(b.view().borrow().members.len(), 1);

@@ -210,6 +210,20 @@ impl Membership {
         let _ = self.cmds.send(Command::Join(targets));
     }
 
+    /// [`Membership::set_join`] with plain socket addresses (every Node's InternalIP with
+    /// `cluster.bind`'s port).
+    pub fn set_join_addrs(&self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        self.set_join(
+            addrs
+                .into_iter()
+                .map(|a| JoinAddress {
+                    host: a.ip().to_string(),
+                    port: a.port(),
+                })
+                .collect(),
+        );
+    }
+
     /// Leaves the cluster on purpose: every live member is told directly (they see this
     /// node as [`MemberState::Left`] at once, not after a suspicion), then SWIM's own leave
     /// is gossiped. Returns once those packets are on the wire. The task keeps running (and
