@@ -10,5 +10,7 @@ pub mod daemon;
 pub mod host;
 pub mod ipam;
 pub mod kube;
+pub mod l2;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod plan;

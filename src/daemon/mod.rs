@@ -2,6 +2,8 @@
 //!
 //! Every daemon reflects Services, EndpointSlices and Nodes from the API and competes for the
 //! allocator Lease; the holder runs the [`allocator::Controller`] and writes Service status.
+//! Every daemon is also a speaker: once synced it re-plans after each batch of changes and
+//! announces what the plan gives this node.
 //! One loop owns all state and receives everything as messages — reflector updates, the
 //! Lease's verdict, re-reads from the writer, signals — so decisions never race each other.
 //!
@@ -9,6 +11,7 @@
 //! kept; new pools are applied as a diff), SIGTERM/SIGINT stop the daemon, releasing the Lease
 //! so another daemon takes over at once.
 
+mod speaker;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -55,7 +58,14 @@ pub enum DaemonError {
     /// The API connection could not be set up.
     #[error("{0}")]
     Kubernetes(String),
+    /// The ARP/NDP responders could not start.
+    #[error("cannot start the ARP/NDP responders for the l2 pools: {0}")]
+    L2(#[from] crate::l2::L2Error),
 }
+
+/// Re-plan at least once per this many messages, even while more are queued, so a steady
+/// stream of changes cannot hold announcements back.
+const REPLAN_EVERY: u32 = 256;
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
@@ -105,6 +115,10 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     ));
 
     let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
+    let speaker_events =
+        EventRecorder::spawn(client.clone(), "ferrolb-speaker".into(), node.clone());
+    let (mut speaker, mut l2_rx) =
+        speaker::Speaker::start(&node, &current.config, speaker_events).await?;
     let (action_tx, action_rx) = mpsc::unbounded_channel::<Action>();
     tokio::spawn(writer::run(
         client.clone(),
@@ -117,35 +131,54 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     let mut state = State::default();
     let mut controller: Option<allocator::Controller> = None;
     let mut ready = false;
+    // Set by every change the plan depends on; cleared by re-planning, which waits until no
+    // message is queued (or REPLAN_EVERY messages went by) so a burst costs one plan.
+    let mut replan = true;
+    let mut since_plan: u32 = 0;
 
     loop {
         let mut actions: Vec<Action> = Vec::new();
+        let plan_now = replan && state.synced();
         tokio::select! {
+            biased;
+            _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
+            _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
+            () = std::future::ready(()), if plan_now && since_plan >= REPLAN_EVERY => {
+                plan(&mut speaker, &state, &mut replan, &mut since_plan);
+            }
             Some(update) = svc_rx.recv() => {
                 let changed = state.services.apply(update);
+                replan |= !changed.is_empty();
                 if let Some(c) = controller.as_mut() {
                     for key in &changed {
                         actions.extend(c.service_changed(key, state.services.get(key)));
                     }
                 }
             }
-            Some(update) = node_rx.recv() => { state.nodes.apply(update); }
-            Some(update) = slice_rx.recv() => { state.slices.apply(update); }
+            Some(update) = node_rx.recv() => { replan |= !state.nodes.apply(update).is_empty(); }
+            Some(update) = slice_rx.recv() => { replan |= !state.slices.apply(update).is_empty(); }
+            Some(event) = l2_rx.recv() => { speaker.l2_event(event, &state.services); }
             Ok(()) = leading_rx.changed() => {
                 if !*leading_rx.borrow_and_update() && controller.take().is_some() {
                     tracing::warn!("no longer the allocator");
                 }
             }
-            _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
             _ = hup.recv() => {
                 notify::reloading();
                 current = reload(&opts, current);
+                speaker.reconfigure(&current.config).await;
+                replan = true;
                 if let Some(c) = controller.as_mut() {
                     let pools = ipam_pools(&current.config);
                     actions.extend(c.set_pools(&pools, |k| state.services.get(k)));
                 }
             }
+            () = std::future::ready(()), if plan_now => {
+                plan(&mut speaker, &state, &mut replan, &mut since_plan);
+            }
+        }
+        if replan {
+            since_plan = since_plan.saturating_add(1);
         }
         // Start allocating once leading and the Services are known: a fresh allocator first
         // loads every Service's status, so a handover never moves an address.
@@ -173,10 +206,11 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                 endpointslices = state.slices.len(),
                 "initial sync complete"
             );
-            notify::ready(&status_line(&state, controller.as_ref()));
+            notify::ready(&status_line(&state, controller.as_ref(), &speaker));
         }
     }
     notify::stopping();
+    speaker.stop().await;
     let _ = shutdown_tx.send(true);
     if tokio::time::timeout(RELEASE_TIMEOUT, election)
         .await
@@ -185,6 +219,12 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         tracing::warn!("the Lease release did not finish in time; it expires by itself");
     }
     Ok(())
+}
+
+fn plan(speaker: &mut speaker::Speaker, state: &State, replan: &mut bool, since: &mut u32) {
+    speaker.update(&state.services, &state.nodes, &state.slices);
+    *replan = false;
+    *since = 0;
 }
 
 /// What the daemon knows of the cluster.
@@ -201,8 +241,12 @@ impl State {
     }
 }
 
-fn status_line(state: &State, controller: Option<&allocator::Controller>) -> String {
-    match controller {
+fn status_line(
+    state: &State,
+    controller: Option<&allocator::Controller>,
+    speaker: &speaker::Speaker,
+) -> String {
+    let role = match controller {
         Some(c) => format!(
             "allocator; {} services ({} allocated, {} pending); {} nodes",
             state.services.len(),
@@ -215,7 +259,8 @@ fn status_line(state: &State, controller: Option<&allocator::Controller>) -> Str
             state.services.len(),
             state.nodes.len()
         ),
-    }
+    };
+    format!("{role}; announcing {} l2 addresses", speaker.announced())
 }
 
 /// The IPAM pools of a configuration.
