@@ -53,7 +53,8 @@ fn mac_of(ns: &str) -> MacAddr {
         .expect("ip link runs");
     let v: Value = serde_json::from_slice(&out.stdout).expect("ip -j output");
     let text = v[0]["address"].as_str().expect("an eth0 address");
-    text.parse().unwrap_or_else(|e| panic!("MAC {text:?}: {e:?}"))
+    text.parse()
+        .unwrap_or_else(|e| panic!("MAC {text:?}: {e:?}"))
 }
 
 impl Cluster {
@@ -62,7 +63,11 @@ impl Cluster {
     pub fn new() -> Cluster {
         netlab::require_root();
         let lab = Lab::new(PREFIX);
-        let api_host = lab.host("api", &format!("{NET}.2/24"), Some(&format!("{NET6}::2/64")));
+        let api_host = lab.host(
+            "api",
+            &format!("{NET}.2/24"),
+            Some(&format!("{NET6}::2/64")),
+        );
         let mut nodes = BTreeMap::new();
         for (i, n) in NODES.iter().enumerate() {
             let h = lab.host(
@@ -233,13 +238,35 @@ impl Cluster {
     /// Starts `ferrolb run` on node `name` (an l2 pool over the LAN) and waits for its initial
     /// sync.
     pub fn start_daemon(&mut self, name: &str) {
-        let cfg = NodeConfig::new(name, &self.kubeconfig).pool(PoolConfig::new(
-            "bench",
-            &[POOL4, POOL6],
-        ));
-        let path = self.lab.ferrolb_config(&cfg);
-        let d = self.lab.start_ferrolb(&self.nodes[name], &path);
-        self.daemons.insert(name.to_string(), d);
+        self.start_daemons(&[name]);
+    }
+
+    /// Starts `ferrolb run` on several nodes at once, then waits for each one's initial sync.
+    pub fn start_daemons(&mut self, names: &[&str]) {
+        let mut started = Vec::new();
+        for name in names {
+            let cfg = NodeConfig::new(name, &self.kubeconfig)
+                .pool(PoolConfig::new("bench", &[POOL4, POOL6]));
+            let config = self.lab.ferrolb_config(&cfg);
+            let log = self.lab.path(&format!("ferrolb-{name}.log"));
+            let config = config.to_string_lossy().into_owned();
+            let proc = self.lab.spawn(
+                &self.nodes[*name].ns,
+                netlab::FERROLB,
+                &["run", "--config", &config],
+                &log,
+            );
+            started.push(Daemon {
+                proc,
+                node: name.to_string(),
+                log,
+            });
+        }
+        for d in started {
+            self.lab
+                .wait_for_log(&d, "initial sync complete", Duration::from_secs(30));
+            self.daemons.insert(d.node.clone(), d);
+        }
     }
 
     /// The node whose eth0 has `mac`.

@@ -11,7 +11,7 @@ use pnet_packet::ip::IpNextHeaderProtocols;
 use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::Packet;
 
-pub use pnet_packet::util::MacAddr;
+pub use pnet_datalink::MacAddr;
 
 /// Ethernet type of ARP.
 pub const ETH_ARP: u16 = 0x0806;

@@ -112,7 +112,9 @@ fn main() {
                 "{vip} answered by {mac} ({})",
                 c.node_of(mac).unwrap_or("not a node")
             ),
-            None => println!("{vip} is NOT answered within 10 s (does the daemon announce l2 addresses?)"),
+            None => println!(
+                "{vip} is NOT answered within 10 s (does the daemon announce l2 addresses?)"
+            ),
         }
     }
 
@@ -157,11 +159,7 @@ fn latency(ns: &str, client: Client, label: &str, vip: IpAddr, kernel: IpAddr, r
         .iter()
         .zip(series)
     {
-        let repliers: Vec<String> = s
-            .repliers
-            .iter()
-            .map(|(m, n)| format!("{m}×{n}"))
-            .collect();
+        let repliers: Vec<String> = s.repliers.iter().map(|(m, n)| format!("{m}×{n}")).collect();
         println!(
             "{who:<30} {}  timeouts={} skipped={} repliers=[{}]",
             stats::summary(s.samples).line(),
@@ -237,26 +235,37 @@ fn takeovers(c: &mut Cluster, vip4: Option<IpAddr>, sizes: &Sizes) {
     println!("\n## takeover: three daemons; owner made ineligible by one write to the simulator");
     for n in ["n2", "n3"] {
         c.create_node(n);
-        c.start_daemon(n);
     }
+    c.start_daemons(&["n2", "n3"]);
     let mut timeline = takeover::Timeline::start(c);
-    // The new nodes may outrank n1 for this address: let the ownership settle first.
-    std::thread::sleep(Duration::from_secs(2));
+    println!("ranking for {vip}: {}", ranking(IpAddr::V4(vip)).join(", "));
+    // A new node may outrank n1 for this address: wait until the first in rank answers.
+    wait_owner(c, vip, &ranking(IpAddr::V4(vip))[0]);
 
-    println!("\n### Node Ready → False (failover), then back → True (failback), {} times", sizes.takeover);
+    println!(
+        "\n### Node Ready → False (failover), then back → True (failback), {} times",
+        sizes.takeover
+    );
     let mut failover = Vec::new();
     let mut failback = Vec::new();
     let mut down: Option<String> = None;
-    let steps = takeover::measure(c, &mut timeline, vip, 2 * sizes.takeover, sizes.pause, |c, owner, _| {
-        match down.take() {
-            // The owner is the node that came back: its failback was this change.
-            Some(d) => c.set_ready(&d, true),
-            None => {
-                c.set_ready(owner, false);
-                down = Some(owner.to_string());
+    let steps = takeover::measure(
+        c,
+        &mut timeline,
+        vip,
+        2 * sizes.takeover,
+        sizes.pause,
+        |c, owner, _| {
+            match down.take() {
+                // The owner is the node that came back: its failback was this change.
+                Some(d) => c.set_ready(&d, true),
+                None => {
+                    c.set_ready(owner, false);
+                    down = Some(owner.to_string());
+                }
             }
-        }
-    });
+        },
+    );
     if let Some(d) = down {
         c.set_ready(&d, true);
     }
@@ -267,31 +276,56 @@ fn takeovers(c: &mut Cluster, vip4: Option<IpAddr>, sizes: &Sizes) {
             failback.push(s);
         }
     }
-    takeover::report("Node Ready=False → another node announces (failover)", &failover);
-    takeover::report("Node Ready=True again → it announces again (failback)", &failback);
+    takeover::report(
+        "Node Ready=False → another node announces (failover)",
+        &failover,
+    );
+    takeover::report(
+        "Node Ready=True again → it announces again (failback)",
+        &failback,
+    );
 
     println!(
         "\n### externalTrafficPolicy: Local, the only endpoint moved between n1 and n2, {} times",
         sizes.takeover
     );
     c.create_service("local", false, true, "n1");
-    let local = c
-        .wait_addresses("local")
-        .into_iter()
-        .find_map(|i| match i {
-            IpAddr::V4(v) => Some(v),
-            IpAddr::V6(_) => None,
-        });
+    let local = c.wait_addresses("local").into_iter().find_map(|i| match i {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    });
     let Some(local) = local else {
         return;
     };
-    println!("Service default/local: {local}");
+    println!(
+        "Service default/local: {local} (ranking {})",
+        ranking(IpAddr::V4(local)).join(", ")
+    );
     wait_owner(c, local, "n1");
-    let steps = takeover::measure(c, &mut timeline, local, sizes.takeover, sizes.pause, |c, owner, _| {
-        let to = if owner == "n1" { "n2" } else { "n1" };
-        c.move_endpoint("local", to);
-    });
+    let steps = takeover::measure(
+        c,
+        &mut timeline,
+        local,
+        sizes.takeover,
+        sizes.pause,
+        |c, owner, _| {
+            let to = if owner == "n1" { "n2" } else { "n1" };
+            c.move_endpoint("local", to);
+        },
+    );
     takeover::report("endpoint moved → the node with it announces", &steps);
+}
+
+/// The nodes in the order of ferrolb's owner ranking for `address` (first = owner when
+/// eligible).
+fn ranking(address: IpAddr) -> Vec<String> {
+    let mut left: Vec<&str> = cluster::NODES.to_vec();
+    let mut order = Vec::new();
+    while let Some(first) = ferrolb::plan::owner(left.iter().copied(), address) {
+        order.push(first.to_string());
+        left.retain(|n| *n != first);
+    }
+    order
 }
 
 /// Waits (10 s at most) until `node` answers ARP for `vip`.
@@ -303,8 +337,13 @@ fn wait_owner(c: &Cluster, vip: Ipv4Addr, node: &str) {
     };
     let end = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < end {
-        if probe::answers(&c.client.ns, client, IpAddr::V4(vip), Duration::from_millis(500))
-            .is_some_and(|m| c.node_of(m) == Some(node))
+        if probe::answers(
+            &c.client.ns,
+            client,
+            IpAddr::V4(vip),
+            Duration::from_millis(500),
+        )
+        .is_some_and(|m| c.node_of(m) == Some(node))
         {
             return;
         }

@@ -205,6 +205,86 @@ impl PacketSocket {
         recv_until(&self.fd, buf, deadline)
     }
 
+    /// Asks the kernel to timestamp every received frame (`SO_TIMESTAMPNS`, read by
+    /// [`PacketSocket::recv_stamped`]).
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: an int option of the right size.
+        check(unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Receives one frame, waiting until `deadline`, with the time the kernel received it
+    /// (converted to the monotonic clock; the receive time itself when there is no stamp).
+    pub fn recv_stamped(
+        &self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> io::Result<Option<(usize, Instant)>> {
+        loop {
+            if let Some(r) = self.recvmsg_now(buf)? {
+                return Ok(Some(r));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !readable(&self.fd, left)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn recvmsg_now(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Instant)>> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one SCM_TIMESTAMPNS control message, u64-aligned.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data; all-zero is a valid value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: `msg` points at `iov` (into `buf`) and `control`, all alive for the call.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, libc::MSG_DONTWAIT) };
+        let now = Instant::now();
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let mut at = now;
+        // SAFETY: the CMSG_* macros walk the control buffer the kernel filled in, within
+        // `msg_controllen`; a SCM_TIMESTAMPNS payload is one timespec.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    let stamp =
+                        std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                    // How long ago the kernel received it, on the wall clock, taken off the
+                    // monotonic time of the return.
+                    if let Ok(ago) = std::time::SystemTime::now().duration_since(stamp) {
+                        at = now.checked_sub(ago).unwrap_or(now);
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok(Some((n as usize, at)))
+    }
+
     /// Receives one frame if one is queued.
     pub fn recv_now(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         recv_now(&self.fd, buf)

@@ -114,7 +114,10 @@ pub fn latency(
                 }
                 // Anything still queued (a late reply) must not be taken for this one's.
                 while let Some(n) = sock.recv_now(&mut buf)? {
-                    if targets.iter().any(|t| client.answer(*t, &buf[..n]).is_some()) {
+                    if targets
+                        .iter()
+                        .any(|t| client.answer(*t, &buf[..n]).is_some())
+                    {
                         stray += 1;
                     }
                 }
@@ -135,7 +138,10 @@ pub fn latency(
                         series[i].replier(mac);
                         break;
                     }
-                    if targets.iter().any(|t| client.answer(*t, &buf[..n]).is_some()) {
+                    if targets
+                        .iter()
+                        .any(|t| client.answer(*t, &buf[..n]).is_some())
+                    {
                         stray += 1;
                     }
                 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
 use crate::frames::MacAddr;
+use crate::netns;
 use crate::stats::{self, human};
 use crate::watch::{self, Garp, NeighChange, Observer};
 
@@ -51,7 +52,11 @@ impl Timeline {
     fn pull(&mut self, until: Instant) {
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            match self.garps.events.recv_timeout(left.min(Duration::from_millis(5))) {
+            match self
+                .garps
+                .events
+                .recv_timeout(left.min(Duration::from_millis(5)))
+            {
                 Ok(g) => self.seen_garps.push(g),
                 Err(RecvTimeoutError::Timeout) if left.is_zero() => break,
                 Err(RecvTimeoutError::Timeout) => {}
@@ -67,7 +72,12 @@ impl Timeline {
     }
 
     /// Waits until `deadline` for a gratuitous ARP matching `f` at or after `since`.
-    fn wait_garp(&mut self, since: Instant, deadline: Instant, f: impl Fn(&Garp) -> bool) -> Option<Garp> {
+    fn wait_garp(
+        &mut self,
+        since: Instant,
+        deadline: Instant,
+        f: impl Fn(&Garp) -> bool,
+    ) -> Option<Garp> {
         loop {
             if let Some(g) = self.seen_garps.iter().find(|g| g.at >= since && f(g)) {
                 return Some(*g);
@@ -106,14 +116,24 @@ impl Timeline {
 }
 
 /// Makes sure the client kernel has a neighbour entry for `vip` (a gratuitous ARP only
-/// updates an existing one): one ping resolves it.
+/// updates an existing one): a UDP datagram to it makes the kernel resolve it. Returns the MAC
+/// the entry names.
 pub fn ensure_neighbour(cluster: &Cluster, vip: Ipv4Addr) -> Option<MacAddr> {
     let ns = &cluster.client.ns;
+    let _ = netns::run_in(ns, move || {
+        std::net::UdpSocket::bind("0.0.0.0:0")?.send_to(b"resolve", (vip, 9))
+    });
     let ip = vip.to_string();
-    let _ = cluster.lab.exec(ns, "ping", &["-c1", "-W1", &ip]);
-    let out = cluster.lab.exec(ns, "ip", &["-j", "neigh", "show", &ip]);
-    let v: serde_json::Value = serde_json::from_str(&out.stdout).ok()?;
-    v[0]["lladdr"].as_str()?.parse().ok()
+    let end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < end {
+        let out = cluster.lab.exec(ns, "ip", &["-j", "neigh", "show", &ip]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        if let Some(mac) = v[0]["lladdr"].as_str().and_then(|m| m.parse().ok()) {
+            return Some(mac);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
 }
 
 /// Runs `reps` owner changes. `change(cluster, current_owner)` makes one write that moves the
@@ -175,7 +195,10 @@ pub fn measure(
             step.garp.map_or("none in 5 s".into(), human),
             step.neigh.map_or("unchanged".into(), human),
             if step.old_late > 0 {
-                format!(", {} late gratuitous ARPs from the old owner", step.old_late)
+                format!(
+                    ", {} late gratuitous ARPs from the old owner",
+                    step.old_late
+                )
             } else {
                 String::new()
             }

@@ -1,6 +1,8 @@
 //! Background observers in the client namespace, each a thread that timestamps what it sees
-//! (monotonic clock, at the moment its `recv` returns) and hands it over a channel:
-//! gratuitous ARPs on the wire, and changes of the client kernel's neighbour table.
+//! on the monotonic clock and hands it over a channel: gratuitous ARPs on the wire (stamped
+//! with the kernel's receive time, `SO_TIMESTAMPNS`, so the thread's wake-up does not count),
+//! and changes of the client kernel's neighbour table (stamped when the netlink notification
+//! is read: the kernel gives it no time).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -55,14 +57,12 @@ fn observe<T: Send + 'static>(
 /// A gratuitous ARP seen on the client's interface.
 #[derive(Debug, Clone, Copy)]
 pub struct Garp {
-    /// When the capture socket received it.
+    /// When the client's kernel received it.
     pub at: Instant,
     /// The announced address.
     pub ip: Ipv4Addr,
     /// Who announced it (ARP sender hardware address).
     pub mac: MacAddr,
-    /// Request form (`true`) or reply form.
-    pub request: bool,
 }
 
 /// Captures every gratuitous ARP arriving on `ifname` in namespace `ns`.
@@ -70,12 +70,12 @@ pub fn gratuitous_arps(ns: &str, ifname: &str) -> Observer<Garp> {
     let ifname = ifname.to_string();
     observe(ns, move |stop, tx| {
         let sock = PacketSocket::open(&ifname, ETH_ARP, 1 << 20)?;
+        sock.enable_timestamps()?;
         let mut buf = [0u8; 2048];
         while !stop.load(Ordering::Relaxed) {
-            let Some(n) = sock.recv_until(&mut buf, Instant::now() + TICK)? else {
+            let Some((n, at)) = sock.recv_stamped(&mut buf, Instant::now() + TICK)? else {
                 continue;
             };
-            let at = Instant::now();
             let Some(a) = frames::parse_arp(&buf[..n]) else {
                 continue;
             };
@@ -84,7 +84,6 @@ pub fn gratuitous_arps(ns: &str, ifname: &str) -> Observer<Garp> {
                     at,
                     ip: a.sender_ip,
                     mac: a.sender_mac,
-                    request: a.request,
                 });
             }
         }
@@ -101,8 +100,6 @@ pub struct NeighChange {
     pub ip: IpAddr,
     /// Its link-layer address, when the entry has one.
     pub mac: Option<MacAddr>,
-    /// `NUD_*` state bits.
-    pub state: u16,
 }
 
 /// Follows the neighbour table of namespace `ns`.
@@ -164,7 +161,6 @@ fn parse_neigh(mut b: &[u8]) -> Vec<NeighChange> {
 
 fn parse_ndmsg(m: &[u8]) -> Option<NeighChange> {
     let family = *m.first()?;
-    let state = u16_at(m, 8)?;
     let mut attrs = m.get(NDMSG..)?;
     let (mut ip, mut mac) = (None, None);
     while attrs.len() >= 4 {
@@ -176,7 +172,9 @@ fn parse_ndmsg(m: &[u8]) -> Option<NeighChange> {
         let data = &attrs[4..len];
         match (kind, family as i32, data.len()) {
             (NDA_DST, libc::AF_INET, 4) => {
-                ip = Some(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3])))
+                ip = Some(IpAddr::V4(Ipv4Addr::new(
+                    data[0], data[1], data[2], data[3],
+                )))
             }
             (NDA_DST, libc::AF_INET6, 16) => {
                 let o: [u8; 16] = data.try_into().ok()?;
@@ -195,6 +193,5 @@ fn parse_ndmsg(m: &[u8]) -> Option<NeighChange> {
         at: Instant::now(),
         ip: ip?,
         mac,
-        state,
     })
 }
