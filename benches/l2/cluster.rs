@@ -269,6 +269,38 @@ impl Cluster {
         }
     }
 
+    /// Frames dropped so far by the packet sockets of process `pid` in node `node`'s namespace
+    /// because their receive queue was full (the `d` of `ss -0 -m -p`'s `skmem`).
+    pub fn socket_drops(&self, node: &str, pid: u32) -> Option<u64> {
+        let out = self
+            .lab
+            .exec(&self.nodes[node].ns, "ss", &["-0", "-m", "-p", "-n"]);
+        if !out.ok {
+            return None;
+        }
+        let owner = format!("pid={pid},");
+        let mut total = None;
+        // One entry per socket: a line starting with its Netid, `skmem:(…)` on a later line.
+        let mut mine = false;
+        for line in out.stdout.lines() {
+            if line.starts_with("p_") {
+                mine = line.contains(&owner);
+            }
+            if !mine {
+                continue;
+            }
+            if let Some(mem) = line.split("skmem:(").nth(1) {
+                let drops = mem
+                    .trim_end_matches(')')
+                    .split(',')
+                    .find_map(|f| f.strip_prefix('d')?.parse::<u64>().ok())
+                    .unwrap_or(0);
+                *total.get_or_insert(0) += drops;
+            }
+        }
+        total
+    }
+
     /// The node whose eth0 has `mac`.
     pub fn node_of(&self, mac: MacAddr) -> Option<&str> {
         self.macs

@@ -45,6 +45,7 @@ use stats::human;
 struct Sizes {
     latency: LatencyRun,
     flood: Duration,
+    flood_runs: usize,
     window: usize,
     takeover: usize,
     pause: (Duration, Duration),
@@ -56,7 +57,8 @@ const FULL: Sizes = Sizes {
         timeout: Duration::from_millis(500),
         gap: Duration::from_millis(1),
     },
-    flood: Duration::from_secs(5),
+    flood: Duration::from_secs(3),
+    flood_runs: 3,
     window: 16,
     takeover: 20,
     pause: (Duration::from_millis(1500), Duration::from_millis(2500)),
@@ -69,6 +71,7 @@ const QUICK: Sizes = Sizes {
         gap: Duration::from_millis(1),
     },
     flood: Duration::from_millis(300),
+    flood_runs: 1,
     window: 16,
     takeover: 1,
     pause: (Duration::from_millis(300), Duration::from_millis(500)),
@@ -174,6 +177,18 @@ fn latency(ns: &str, client: Client, label: &str, vip: IpAddr, kernel: IpAddr, r
     );
 }
 
+/// Frames the kernel dropped at its per-CPU input queues, all CPUs (the second column of
+/// `/proc/net/softnet_stat`, hexadecimal; global, not per namespace).
+fn softnet_drops() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/net/softnet_stat").ok()?;
+    text.lines()
+        .map(|l| {
+            let f = l.split_whitespace().nth(1)?;
+            u64::from_str_radix(f, 16).ok()
+        })
+        .sum()
+}
+
 fn rate(
     c: &Cluster,
     ns: &str,
@@ -184,46 +199,77 @@ fn rate(
     sizes: &Sizes,
 ) {
     println!(
-        "\n## rate/{label}: one client thread flooding one responder for {}",
-        human(sizes.flood)
+        "\n## rate/{label}: one client thread flooding one responder for {}, {} runs each, alternating",
+        human(sizes.flood),
+        sizes.flood_runs
     );
     let pid = c.daemons["n1"].proc.pid;
     for window in [None, Some(sizes.window)] {
-        for (who, target) in [("ferrolb", vip), ("kernel", kernel)] {
-            let cpu0 = netns::cpu_time(pid);
-            let r = probe::flood(ns, client, target, sizes.flood, window);
-            let cpu1 = netns::cpu_time(pid);
-            let mode = window.map_or("as fast as possible".to_string(), |w| format!("window {w}"));
-            match r {
-                Ok(f) => {
-                    let secs = f.elapsed.as_secs_f64();
-                    let cpu = match (cpu0, cpu1) {
-                        (Some(a), Some(b)) if who == "ferrolb" => format!(
-                            "; daemon CPU {:.2} s ({:.0} % of one vCPU)",
-                            (b - a).as_secs_f64(),
-                            100.0 * (b - a).as_secs_f64() / secs
-                        ),
-                        _ => String::new(),
-                    };
-                    println!(
-                        "{who:<8} {mode:<20} sent {} ({:.0}/s) received {} ({:.0}/s, {:.1} %){}{}",
-                        f.sent,
-                        f.sent as f64 / secs,
-                        f.received,
-                        f.received as f64 / secs,
-                        100.0 * f.received as f64 / f.sent.max(1) as f64,
-                        if window.is_some() {
-                            format!("; {} stalls", f.stalls)
-                        } else {
-                            String::new()
-                        },
-                        cpu
-                    );
+        let mode = window.map_or("as fast as possible".to_string(), |w| format!("window {w}"));
+        let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        for _ in 0..sizes.flood_runs {
+            for (k, (who, target)) in [("ferrolb", vip), ("kernel", kernel)]
+                .into_iter()
+                .enumerate()
+            {
+                let cpu0 = netns::cpu_time(pid);
+                let drops0 = c.socket_drops("n1", pid);
+                let soft0 = softnet_drops();
+                let r = probe::flood(ns, client, target, sizes.flood, window);
+                let cpu1 = netns::cpu_time(pid);
+                let drops1 = c.socket_drops("n1", pid);
+                let soft1 = softnet_drops();
+                let f = match r {
+                    Ok(f) => f,
+                    Err(e) => {
+                        println!("{who} {mode}: failed: {e}");
+                        continue;
+                    }
+                };
+                let secs = f.elapsed.as_secs_f64();
+                rates[k].push(f.received as f64 / secs);
+                let mut notes = Vec::new();
+                if window.is_some() {
+                    notes.push(format!("{} stalls", f.stalls));
                 }
-                Err(e) => println!("{who} {mode}: failed: {e}"),
+                if who == "ferrolb" {
+                    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+                        let cpu = (b - a).as_secs_f64();
+                        notes.push(format!(
+                            "daemon CPU {cpu:.2} s ({:.0} % of one vCPU, {:.1} µs per reply)",
+                            100.0 * cpu / secs,
+                            1e6 * cpu / f.received.max(1) as f64
+                        ));
+                    }
+                    if let (Some(a), Some(b)) = (drops0, drops1) {
+                        notes.push(format!("daemon socket queue drops {}", b.saturating_sub(a)));
+                    }
+                }
+                if let (Some(a), Some(b)) = (soft0, soft1) {
+                    notes.push(format!("softnet drops {}", b.saturating_sub(a)));
+                }
+                println!(
+                    "{who:<8} {mode:<20} sent {} ({:.0}/s) received {} ({:.0}/s, {:.1} %); {}",
+                    f.sent,
+                    f.sent as f64 / secs,
+                    f.received,
+                    f.received as f64 / secs,
+                    100.0 * f.received as f64 / f.sent.max(1) as f64,
+                    notes.join("; ")
+                );
+                // Let queues drain and the responder settle before the next flood.
+                std::thread::sleep(Duration::from_millis(300));
             }
-            // Let queues drain and the responder settle before the next flood.
-            std::thread::sleep(Duration::from_millis(300));
+        }
+        for (who, mut r) in ["ferrolb", "kernel"].into_iter().zip(rates) {
+            r.sort_by(f64::total_cmp);
+            if let (Some(lo), Some(hi)) = (r.first(), r.last()) {
+                println!(
+                    "  {who} {mode}: replies/s median {:.0} (min {lo:.0}, max {hi:.0}, {} runs)",
+                    r[r.len() / 2],
+                    r.len()
+                );
+            }
         }
     }
 }
