@@ -291,7 +291,9 @@ impl Cluster {
             }
             if let Some(mem) = line.split("skmem:(").nth(1) {
                 let drops = mem
-                    .trim_end_matches(')')
+                    .split(')')
+                    .next()
+                    .unwrap_or_default()
                     .split(',')
                     .find_map(|f| f.strip_prefix('d')?.parse::<u64>().ok())
                     .unwrap_or(0);
