@@ -61,6 +61,9 @@ enum Command {
 enum LabCommand {
     /// Run the in-memory Kubernetes API simulator (HTTP/HTTPS; kubectl works against it).
     Apiserver(Box<ferrolb::lab::apiserver::ApiserverArgs>),
+    /// A stand-in for kube-proxy and a pod on a lab node: answers every TCP connection on the
+    /// listen addresses with NAME (an HTTP/1 request gets `200 OK` with body `NAME\n`).
+    Responder(ferrolb::lab::responder::ResponderArgs),
     /// The story so far, non-interactively: the API simulator, three daemons, Services getting
     /// addresses, the allocator killed and replaced; a report with the measured figures.
     Demo,
@@ -79,6 +82,8 @@ fn main() -> ExitCode {
         } => write_kubeconfig(&server, &token_file, ca_file.as_deref(), output.as_deref()),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Responder(args)) => ferrolb::lab::responder::run_cli(args),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Demo) => lab_demo(),
     }

@@ -44,6 +44,20 @@ pub struct ArpRequest {
     pub target_ip: Ipv4Addr,
 }
 
+impl ArpRequest {
+    /// An RFC 5227 probe: a host checking the address is free before it takes it (sender
+    /// `0.0.0.0`). Answering it for an address we announce is right: it is in use.
+    pub fn is_probe(&self) -> bool {
+        self.sender_ip.is_unspecified()
+    }
+
+    /// An announcement (gratuitous request): the sender claims `target_ip` for itself. For an
+    /// address we announce, another host is claiming it too.
+    pub fn is_announcement(&self) -> bool {
+        self.sender_ip == self.target_ip
+    }
+}
+
 /// Parses a whole Ethernet II frame as an ARP request for an IPv4 address.
 ///
 /// Probes (sender `0.0.0.0`) and announcements (sender = target) are requests too: answering
@@ -93,10 +107,12 @@ pub fn reply(request: &ArpRequest, our_mac: MacAddr) -> Vec<u8> {
 /// and target protocol address both `address`.
 ///
 /// The request is an RFC 5227 §2.3 announcement (target hardware address zero); every stack
-/// takes it. The reply form (RFC 5944 §4.6) is for the few hosts that only look at replies; its
-/// target hardware address is `our_mac` because Linux counts a reply as gratuitous — and then
-/// lets it replace an entry within `locktime` — only when target and sender hardware addresses
-/// are equal (`arp_is_garp`). keepalived and MetalLB send the same pair.
+/// takes it. The reply form is for hosts that only look at replies; as RFC 5944 §4.6 says, its
+/// target hardware address is `our_mac`. That matters: Linux counts a reply as gratuitous only
+/// when target and sender hardware address are equal (`arp_is_garp`), and ignores a
+/// non-gratuitous one within `locktime` (1 s) of the entry's last change. MetalLB sends the same
+/// pair with the broadcast address there, and its reply is ignored in that window
+/// (`tests/l2_frames_kernel.rs` shows both).
 pub fn gratuitous(address: Ipv4Addr, our_mac: MacAddr) -> [Vec<u8>; 2] {
     let request = build(&Fields {
         eth_destination: BROADCAST,

@@ -104,4 +104,6 @@ pub(crate) fn pad_to_minimum(frame: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+pub(crate) mod captured;
+#[cfg(test)]
 pub(crate) mod testutil;

@@ -148,21 +148,35 @@ mod tests {
         assert_eq!(c, GroupCounts::default());
     }
 
-    /// On loopback (always present, index 1 in every namespace) joining and leaving works and
-    /// the counts follow.
+    /// Whether the kernel lists `group` as joined on interface `ifindex` (`/proc/net/igmp6`).
+    fn kernel_has(group: Ipv6Addr, ifindex: u32) -> bool {
+        let hex: String = group.octets().iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::read_to_string("/proc/net/igmp6")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.first() == Some(&ifindex.to_string().as_str()) && f.get(2) == Some(&hex.as_str())
+            })
+    }
+
+    /// On loopback (index 1 in every namespace) the kernel's memberships follow the counts.
     #[test]
     fn memberships_join_and_leave_on_loopback() {
         let mut m = Memberships::new().expect("UDP socket");
-        let group = g("ff02::1:ff12:3456");
+        let group = g("ff02::1:ffe7:1f42");
+        assert!(!kernel_has(group, 1));
         m.acquire(group, 1);
         m.acquire(group, 1);
-        assert_eq!(m.counts().joined().count(), 1);
+        assert!(kernel_has(group, 1));
         m.release(group, 1);
-        assert_eq!(m.counts().joined().count(), 1);
+        assert!(kernel_has(group, 1), "one user left");
         m.release(group, 1);
+        assert!(!kernel_has(group, 1), "left with the last user");
         assert_eq!(m.counts().joined().count(), 0);
         m.acquire(group, 1);
+        assert!(kernel_has(group, 1));
         m.clear();
-        assert_eq!(m.counts().joined().count(), 0);
+        assert!(!kernel_has(group, 1));
     }
 }

@@ -149,6 +149,11 @@ pub fn parse_solicitation(frame: &[u8]) -> Result<NeighborSolicitation, FrameErr
 /// source, at the source link-layer address if the NS had one, else at its Ethernet source
 /// (the case of unicast NUD probes, which carry no option). A DAD probe (source `::`) gets the
 /// RFC 4861 §7.2.4 answer: to all nodes (`ff02::1`), Solicited clear, Override set.
+///
+/// Linux answers a unicast NS for its own address without the option and therefore without
+/// Override (§7.2.4 allows both); we always include the option and set Override, because after
+/// a takeover the asker's entry must move to us. For a multicast NS and a DAD probe our bytes
+/// are the kernel's exactly (see the captured fixtures in the tests).
 pub fn advertisement(ns: &NeighborSolicitation, our_mac: MacAddr) -> Vec<u8> {
     if ns.is_dad() {
         build_advertisement(
@@ -290,5 +295,7 @@ fn build_advertisement(
     frame
 }
 
+#[cfg(test)]
+mod props;
 #[cfg(test)]
 mod tests;

@@ -164,13 +164,13 @@ pub(crate) fn apply(state: &mut NetState, message: NetlinkMessage<RouteNetlinkMe
                 return changed(old.as_ref() != Some(&link));
             }
         }
-        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m)) => {
-            // A bridge port leaving its bridge is a DelLink of family AF_BRIDGE: not a deletion.
-            if m.header.interface_family != AddressFamily::Bridge {
-                let index = m.header.index;
-                state.links.remove(&index);
-                state.addresses.retain(|a| a.index != index);
-            }
+        // A bridge port leaving its bridge is a DelLink of family AF_BRIDGE: not a deletion.
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(m))
+            if m.header.interface_family != AddressFamily::Bridge =>
+        {
+            let index = m.header.index;
+            state.links.remove(&index);
+            state.addresses.retain(|a| a.index != index);
         }
         NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
             if let Some(a) = address_from(&m) {

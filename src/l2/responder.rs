@@ -89,6 +89,13 @@ pub(crate) fn answer(protocol: Protocol, frame: &[u8], entry: Option<&Answering>
                 let Some(entry) = entry.filter(|e| e.v4.contains(&request.target_ip)) else {
                     return Verdict::Ignored("address not announced on this interface");
                 };
+                if request.is_announcement() {
+                    // Another node's gratuitous ARP for an address we still hold: during a
+                    // handover the new owner announces while we let go a few milliseconds later.
+                    // A "defending" reply would only go to that node and changes nothing for
+                    // clients, so it is noise.
+                    return Verdict::Ignored("another node's announcement");
+                }
                 (request.eth_source, arp::reply(&request, entry.mac))
             }
         },
@@ -360,5 +367,246 @@ fn sleep_unless_stopped(stop: &AtomicBool, duration: Duration) {
             return;
         }
         std::thread::park_timeout(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::l2::frame::testutil::{arp_frame, ns_frame, ArpSpec, NsSpec, OURS, PEER};
+    use crate::l2::frame::FrameError;
+
+    fn answering(v4: &[&str], v6: &[&str]) -> Answering {
+        Answering {
+            mac: OURS,
+            v4: v4.iter().map(|a| a.parse().unwrap()).collect(),
+            v6: v6.iter().map(|a| a.parse().unwrap()).collect(),
+        }
+    }
+
+    fn reply(v: Verdict) -> Vec<u8> {
+        match v {
+            Verdict::Reply(r) => r,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_arp_request_for_an_announced_address_gets_a_unicast_reply_from_our_mac() {
+        let entry = answering(&["192.0.2.10"], &[]);
+        let r = reply(answer(
+            Protocol::Arp,
+            &arp_frame(&ArpSpec::default()),
+            Some(&entry),
+        ));
+        assert_eq!(
+            r[..6],
+            [PEER.0, PEER.1, PEER.2, PEER.3, PEER.4, PEER.5],
+            "to the asker"
+        );
+        assert_eq!(r[6..12], OURS.octets(), "from our MAC");
+        assert_eq!(u16::from_be_bytes([r[20], r[21]]), 2, "an ARP reply");
+        // Unicast to our MAC (a refresh of the asker's entry) is answered too.
+        let unicast = arp_frame(&ArpSpec {
+            eth_dst: OURS,
+            ..ArpSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Arp, &unicast, Some(&entry)),
+            Verdict::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn another_nodes_gratuitous_arp_is_not_answered_but_a_probe_is() {
+        let entry = answering(&["192.0.2.10"], &[]);
+        let target: std::net::Ipv4Addr = "192.0.2.10".parse().unwrap();
+        let announcement = arp_frame(&ArpSpec {
+            spa: target,
+            tpa: target,
+            ..ArpSpec::default()
+        });
+        assert_eq!(
+            answer(Protocol::Arp, &announcement, Some(&entry)),
+            Verdict::Ignored("another node's announcement")
+        );
+        let probe = arp_frame(&ArpSpec {
+            spa: std::net::Ipv4Addr::UNSPECIFIED,
+            tpa: target,
+            ..ArpSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Arp, &probe, Some(&entry)),
+            Verdict::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn arp_requests_not_ours_are_ignored() {
+        let entry = answering(&["192.0.2.11"], &["2001:db8::10"]);
+        let frame = arp_frame(&ArpSpec::default());
+        assert!(matches!(
+            answer(Protocol::Arp, &frame, Some(&entry)),
+            Verdict::Ignored(_)
+        ));
+        assert!(matches!(
+            answer(Protocol::Arp, &frame, None),
+            Verdict::Ignored(_)
+        ));
+        let mine = answering(&["192.0.2.10"], &[]);
+        let for_another_host = arp_frame(&ArpSpec {
+            eth_dst: MacAddr(2, 9, 9, 9, 9, 9),
+            ..ArpSpec::default()
+        });
+        assert_eq!(
+            answer(Protocol::Arp, &for_another_host, Some(&mine)),
+            Verdict::Ignored("addressed to another host")
+        );
+        let own = arp_frame(&ArpSpec {
+            eth_src: OURS,
+            sha: OURS,
+            ..ArpSpec::default()
+        });
+        assert_eq!(
+            answer(Protocol::Arp, &own, Some(&mine)),
+            Verdict::Ignored("our own frame")
+        );
+    }
+
+    #[test]
+    fn malformed_frames_are_reported_not_answered() {
+        let entry = answering(&["192.0.2.10"], &["2001:db8::10"]);
+        let short = &arp_frame(&ArpSpec::default())[..30];
+        assert!(matches!(
+            answer(Protocol::Arp, short, Some(&entry)),
+            Verdict::Malformed(FrameError::Truncated { .. })
+        ));
+        let a_reply = arp_frame(&ArpSpec {
+            op: 2,
+            ..ArpSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Arp, &a_reply, Some(&entry)),
+            Verdict::Malformed(_)
+        ));
+        let bad_hops = ns_frame(&NsSpec {
+            hop_limit: 64,
+            ..NsSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Ndp, &bad_hops, Some(&entry)),
+            Verdict::Malformed(_)
+        ));
+        assert!(matches!(
+            answer(Protocol::Ndp, &[], Some(&entry)),
+            Verdict::Malformed(_)
+        ));
+    }
+
+    #[test]
+    fn solicitations_for_announced_addresses_are_answered_including_nud_without_option() {
+        let entry = answering(&[], &["2001:db8::10"]);
+        let r = reply(answer(
+            Protocol::Ndp,
+            &ns_frame(&NsSpec::default()),
+            Some(&entry),
+        ));
+        assert_eq!(r[6..12], OURS.octets());
+        assert_eq!(r[54], 136, "a neighbour advertisement");
+        // A unicast NUD probe: to our MAC and the address itself, no source link-layer option.
+        let nud = ns_frame(&NsSpec {
+            eth_dst: OURS,
+            destination: "2001:db8::10".parse().unwrap(),
+            options: Vec::new(),
+            ..NsSpec::default()
+        });
+        let r = reply(answer(Protocol::Ndp, &nud, Some(&entry)));
+        assert_eq!(r[..6], [PEER.0, PEER.1, PEER.2, PEER.3, PEER.4, PEER.5]);
+        // Another target: ignored.
+        let other = ns_frame(&NsSpec {
+            target: "2001:db8::11".parse().unwrap(),
+            ..NsSpec::default()
+        });
+        assert!(matches!(
+            answer(Protocol::Ndp, &other, Some(&entry)),
+            Verdict::Ignored(_)
+        ));
+    }
+
+    /// A receiver that fails at once, or panics.
+    struct Broken {
+        panic: bool,
+    }
+
+    impl DataLinkReceiver for Broken {
+        fn next(&mut self) -> std::io::Result<&[u8]> {
+            assert!(!self.panic, "a bug in a dependency");
+            Err(std::io::Error::from_raw_os_error(libc::ENETDOWN))
+        }
+    }
+
+    /// A responder whose socket fails (and whose interface cannot be reopened: there is no
+    /// interface with that index) counts the failures, retries with growing delays rather than
+    /// spinning, survives a panic, and still stops promptly when told.
+    fn failing_thread(panic: bool) {
+        let counters = Arc::new(CounterCells::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let context = Context {
+            ifindex: 0x7fff_fff0,
+            ifname: "gone0".into(),
+            mac: OURS,
+            protocol: Protocol::Arp,
+            table: Arc::default(),
+            counters: counters.clone(),
+            stop: stop.clone(),
+            sender: Arc::default(),
+        };
+        let thread = std::thread::spawn(move || run(context, Some(Box::new(Broken { panic }))));
+        std::thread::sleep(Duration::from_millis(1000));
+        let errors = counters.snapshot().socket_errors;
+        // 1 failure, then reopen attempts at +0.1, +0.3, +0.7 s (backoff 0.1, 0.2, 0.4 s).
+        assert!((2..=5).contains(&errors), "{errors} failures in a second");
+        let asked = Instant::now();
+        stop.store(true, Ordering::SeqCst);
+        thread.thread().unpark();
+        thread.join().expect("the thread never panics");
+        assert!(
+            asked.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_failing_socket_is_retried_with_backoff_and_the_thread_still_stops() {
+        failing_thread(false);
+    }
+
+    #[test]
+    fn a_panic_while_receiving_is_caught_and_retried() {
+        failing_thread(true);
+    }
+
+    #[test]
+    fn the_table_follows_the_assignment() {
+        use crate::l2::assign::Target;
+        let target = |index, last| Target {
+            index,
+            name: format!("eth{index}"),
+            mac: MacAddr(2, 0, 0, 0, 0, last),
+        };
+        let mut a = Assignments::new();
+        a.insert("192.0.2.10".parse().unwrap(), [(2, target(2, 2))].into());
+        a.insert(
+            "2001:db8::10".parse().unwrap(),
+            [(2, target(2, 2)), (3, target(3, 3))].into(),
+        );
+        a.insert("192.0.2.11".parse().unwrap(), Default::default());
+        let t = Table::from_assignments(&a);
+        assert_eq!(t.interfaces.len(), 2);
+        assert_eq!(t.interfaces[&2].v4.len(), 1);
+        assert_eq!(t.interfaces[&2].v6.len(), 1);
+        assert!(t.interfaces[&3].v4.is_empty());
+        assert_eq!(t.interfaces[&3].mac, MacAddr(2, 0, 0, 0, 0, 3));
     }
 }

@@ -309,10 +309,11 @@ impl Core {
 
         // 5. Events.
         for address in changes.announced_addresses() {
-            let interfaces: Vec<String> = self.assigned[&address]
-                .values()
-                .map(|t| t.name.clone())
-                .collect();
+            let interfaces: Vec<String> = self
+                .assigned
+                .get(&address)
+                .map(|t| t.values().map(|t| t.name.clone()).collect())
+                .unwrap_or_default();
             tracing::info!(%address, interfaces = ?interfaces, "announcing");
             self.emit(L2Event::Announcing {
                 address,
@@ -413,7 +414,7 @@ impl Core {
                     bump(&self.counters.kernel_would_answer);
                     tracing::warn!(%address, interface = %link.name, %detail,
                         "the kernel answers for this address too");
-                    let _ = self.events.send(L2Event::KernelWouldAnswer {
+                    self.emit(L2Event::KernelWouldAnswer {
                         address: *address,
                         interface: link.name.clone(),
                         detail,

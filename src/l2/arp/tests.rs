@@ -49,6 +49,7 @@ fn decode(frame: &[u8]) -> Decoded {
 #[test]
 fn parses_a_broadcast_request() {
     let request = parse_request(&arp_frame(&ArpSpec::default())).expect("a request");
+    assert!(!request.is_probe() && !request.is_announcement());
     assert_eq!(
         request,
         ArpRequest {
@@ -113,6 +114,8 @@ fn a_probe_is_a_request_and_is_answered_to_the_prober() {
     }))
     .expect("a probe is a request");
     assert_eq!(probe.sender_ip, Ipv4Addr::UNSPECIFIED);
+    assert!(probe.is_probe());
+    assert!(!probe.is_announcement());
     let decoded = decode(&reply(&probe, OURS));
     assert_eq!(decoded.eth_dst, PEER);
     assert_eq!(decoded.spa, ASKED);
@@ -149,6 +152,8 @@ fn gratuitous_is_a_broadcast_announcement_and_a_broadcast_reply() {
     // Our own announcement is a well-formed request (sender IP = target IP).
     let parsed = parse_request(&request).expect("announcement parses as a request");
     assert_eq!((parsed.sender_ip, parsed.target_ip), (ASKED, ASKED));
+    assert!(parsed.is_announcement());
+    assert!(!parsed.is_probe());
 }
 
 #[test]

@@ -223,3 +223,22 @@ proptest! {
         prop_assert!(verdict == ACCEPT || verdict == REJECT);
     }
 }
+
+#[test]
+fn programs_pick_the_requests_out_of_captured_traffic() {
+    use crate::l2::frame::captured::ALL;
+    let arp_program = arp_requests();
+    let ns_program = neighbor_solicitations();
+    let mut arp_taken = vec![];
+    let mut ns_taken = vec![];
+    for (name, frame) in ALL {
+        if run(&arp_program, frame) == ACCEPT {
+            arp_taken.push(name);
+        }
+        if run(&ns_program, frame) == ACCEPT {
+            ns_taken.push(name);
+        }
+    }
+    assert_eq!(arp_taken, ["arping request"]);
+    assert_eq!(ns_taken, ["ndisc6 ns", "kernel dad ns", "kernel nud ns"]);
+}
