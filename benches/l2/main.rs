@@ -5,14 +5,15 @@
 //! Topology (namespaces `flb-l2b-*`, removed at the end and at the start of the next run):
 //! a bridge `flb-l2b-lan`, nodes `n1`–`n3` (10.250.77.11–13, fd00:250:77::11–13 on eth0,
 //! `arp_ignore=1`), a client (.50), and `api` (.2) where the benchmark's own main thread and
-//! the simulator live. Pool `l2`: 10.250.77.100–199 and fd00:250:77::100–1ff.
+//! the simulator live. The daemons' l2 pool: 10.250.77.100–199 and fd00:250:77::100–1ff.
 //!
 //! - `latency`: request → reply seen by the client, one request in flight, raw frames from an
 //!   `AF_PACKET` socket timed with the monotonic clock: ARP for a Service address answered by
 //!   ferrolb on `n1`, interleaved in the same run with ARP for `n1`'s own eth0 address answered
 //!   by its kernel; then the same with Neighbor Solicitation → Advertisement.
 //! - `rate`: one responder flooded for a few seconds (as fast as one client thread sends, and
-//!   with a window of requests in flight): requests, replies, replies/s, the daemon's CPU time.
+//!   with a window of requests in flight): requests, replies, replies/s, the daemon's CPU time
+//!   and its sockets' queue drops; runs repeated, ferrolb and kernel alternating.
 //! - `takeover`: three daemons; one write to the simulator makes the owner ineligible (Node
 //!   Ready=False, back to True; or the only endpoint of an `externalTrafficPolicy: Local`
 //!   Service moved between two nodes) → first gratuitous ARP from the new owner captured in the
@@ -26,6 +27,8 @@
 
 mod cluster;
 mod frames;
+// The end-to-end tests' namespace lab (its guard removes everything, also on a panic); the
+// benchmark uses part of it.
 #[allow(dead_code)]
 #[path = "../../tests/common/netlab.rs"]
 mod netlab;
