@@ -13,4 +13,5 @@ pub mod kube;
 pub mod l2;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod membership;
 pub mod plan;

@@ -33,8 +33,8 @@ pub use community::Community;
 pub use diagnostic::{Diagnostic, Location, Severity};
 pub use load::{CONFIG_VAR, ENV_PREFIX};
 pub use model::{
-    BgpAdvertisement, Cluster, Config, Failback, Kubernetes, Log, LogFormat, Metrics, Mode, Node,
-    Peer, Pool, PoolMode, L2,
+    BgpAdvertisement, Cluster, Config, Failback, GossipTiming, Kubernetes, Log, LogFormat, Metrics,
+    Mode, Node, Peer, Pool, PoolMode, L2,
 };
 pub use values::JoinAddress;
 

@@ -88,6 +88,29 @@ pub struct Cluster {
     pub insecure: bool,
     /// Whom to contact at start; empty: every Node's InternalIP from the API.
     pub join: Vec<JoinAddress>,
+    /// SWIM/Lifeguard timing.
+    pub timing: GossipTiming,
+}
+
+/// `[cluster]` timing keys (see `membership::Timing` for what each does and why the defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GossipTiming {
+    /// One member probed per interval.
+    pub probe_interval: Duration,
+    /// Wait for a direct ack before asking others (shorter than `probe_interval`).
+    pub probe_timeout: Duration,
+    /// Suspect → down once independently confirmed.
+    pub suspicion_timeout: Duration,
+    /// Suspect → down unconfirmed, as a multiple of `suspicion_timeout` (1-10).
+    pub suspicion_max_multiplier: u32,
+    /// Members asked to ping a member that missed a direct ping (1-10).
+    pub indirect_probes: u32,
+    /// How often pending updates are pushed.
+    pub gossip_interval: Duration,
+    /// Members each push goes to (1-10).
+    pub gossip_fanout: u32,
+    /// How long a starting node waits for a complete sync before going on.
+    pub sync_timeout: Duration,
 }
 
 /// `[l2]`: ARP/NDP behaviour.

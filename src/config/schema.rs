@@ -117,6 +117,22 @@ pub struct ClusterSection {
     pub insecure: bool,
     /// Seed members (default: every Node's InternalIP).
     pub join: Vec<String>,
+    /// One member probed per interval (default 100ms).
+    pub probe_interval: DurationValue,
+    /// Direct-ack timeout before indirect probes (default 40ms).
+    pub probe_timeout: DurationValue,
+    /// Suspect → down once confirmed (default 150ms).
+    pub suspicion_timeout: DurationValue,
+    /// Suspect → down unconfirmed, as a multiple of suspicion_timeout (default 3).
+    pub suspicion_max_multiplier: i64,
+    /// Members asked to ping a member that missed a direct ping (default 3).
+    pub indirect_probes: i64,
+    /// Push pending updates this often (default 100ms).
+    pub gossip_interval: DurationValue,
+    /// Members each push goes to (default 3).
+    pub gossip_fanout: i64,
+    /// Give up waiting for a complete sync at start after this long (default 5s).
+    pub sync_timeout: DurationValue,
 }
 
 impl Default for ClusterSection {
@@ -127,6 +143,14 @@ impl Default for ClusterSection {
             secret_file: None,
             insecure: false,
             join: Vec::new(),
+            probe_interval: DurationValue::millis(100),
+            probe_timeout: DurationValue::millis(40),
+            suspicion_timeout: DurationValue::millis(150),
+            suspicion_max_multiplier: 3,
+            indirect_probes: 3,
+            gossip_interval: DurationValue::millis(100),
+            gossip_fanout: 3,
+            sync_timeout: DurationValue::secs(5),
         }
     }
 }
@@ -316,6 +340,10 @@ impl DurationValue {
     fn secs(s: u64) -> DurationValue {
         DurationValue(Duration::from_secs(s))
     }
+
+    fn millis(ms: u64) -> DurationValue {
+        DurationValue(Duration::from_millis(ms))
+    }
 }
 
 impl<'de> Deserialize<'de> for DurationValue {
@@ -436,6 +464,8 @@ mod tests {
         assert!(c.kubernetes.watch);
         assert!(c.cluster.enabled);
         assert_eq!(c.cluster.bind, "0.0.0.0:7946");
+        assert_eq!(c.cluster.probe_interval.0, Duration::from_millis(100));
+        assert_eq!(c.cluster.sync_timeout.0, Duration::from_secs(5));
         assert_eq!(c.metrics.listen, "0.0.0.0:7472");
         assert_eq!(c.log.level, "info");
         assert_eq!(c.l2.failback, Failback::Sticky);

@@ -94,7 +94,16 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let _ = writeln!(s, "gossip: on, {}, {security}, joins {join}", c.bind);
+            let t = &c.timing;
+            let _ = writeln!(
+                s,
+                "gossip: on, {}, {security}, joins {join}; probe every {} (ack within {}), down after {}-{} of suspicion",
+                c.bind,
+                fmt_duration(t.probe_interval),
+                fmt_duration(t.probe_timeout),
+                fmt_duration(t.suspicion_timeout),
+                fmt_duration(t.suspicion_timeout * t.suspicion_max_multiplier),
+            );
         } else {
             let _ = writeln!(s, "gossip: off (node liveness from Node Ready conditions)");
         }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::community::Community;
 use super::diagnostic::Diagnostic;
 use super::model::{
-    BgpAdvertisement, Cluster, Config, Kubernetes, Log, Metrics, Mode, Node, Peer, Pool, PoolMode,
-    L2,
+    BgpAdvertisement, Cluster, Config, GossipTiming, Kubernetes, Log, Metrics, Mode, Node, Peer,
+    Pool, PoolMode, L2,
 };
 use super::schema::{FileConfig, PeerSection, PoolSection};
 use super::spans::{join, SpanIndex};
@@ -380,13 +380,135 @@ impl Validator<'_> {
             self.warn("cluster.insecure", msg);
         }
         let secret_file = self.path("cluster.secret_file", &c.secret_file);
-        let (bind, secret_file) = all_some!(bind, secret_file)?;
+        let timing = self.gossip_timing(raw);
+        let (bind, secret_file, timing) = all_some!(bind, secret_file, timing)?;
         ok.then_some(Cluster {
             enabled: c.enabled,
             bind,
             secret_file,
             insecure: c.insecure,
             join,
+            timing,
+        })
+    }
+
+    /// A duration within `[min, max]`, or an error saying so.
+    fn duration_in(
+        &mut self,
+        key: &str,
+        d: Duration,
+        min: Duration,
+        max: Duration,
+        why: &str,
+    ) -> Option<Duration> {
+        if d < min || d > max {
+            self.err(
+                key,
+                format!(
+                    "{} is out of range: use {} to {} ({why})",
+                    fmt_duration(d),
+                    fmt_duration(min),
+                    fmt_duration(max)
+                ),
+            );
+            None
+        } else {
+            Some(d)
+        }
+    }
+
+    /// An integer within `1..=max`.
+    fn count_in(&mut self, key: &str, n: i64, max: u32, default: u32) -> Option<u32> {
+        match u32::try_from(n) {
+            Ok(v) if (1..=max).contains(&v) => Some(v),
+            _ => {
+                self.err(
+                    key,
+                    format!("{n} is out of range: use 1 to {max} (default {default})"),
+                );
+                None
+            }
+        }
+    }
+
+    fn gossip_timing(&mut self, raw: &FileConfig) -> Option<GossipTiming> {
+        let c = &raw.cluster;
+        let ms = Duration::from_millis;
+        let interval = self.duration_in(
+            "cluster.probe_interval",
+            c.probe_interval.0,
+            ms(10),
+            Duration::from_secs(60),
+            "default 100ms",
+        );
+        let timeout = self.duration_in(
+            "cluster.probe_timeout",
+            c.probe_timeout.0,
+            ms(1),
+            Duration::from_secs(60),
+            "default 40ms",
+        );
+        let suspicion = self.duration_in(
+            "cluster.suspicion_timeout",
+            c.suspicion_timeout.0,
+            ms(10),
+            Duration::from_secs(600),
+            "default 150ms",
+        );
+        let gossip = self.duration_in(
+            "cluster.gossip_interval",
+            c.gossip_interval.0,
+            ms(10),
+            Duration::from_secs(60),
+            "default 100ms",
+        );
+        let sync = self.duration_in(
+            "cluster.sync_timeout",
+            c.sync_timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+            "default 5s",
+        );
+        let mult = self.count_in(
+            "cluster.suspicion_max_multiplier",
+            c.suspicion_max_multiplier,
+            10,
+            3,
+        );
+        let indirect = self.count_in("cluster.indirect_probes", c.indirect_probes, 10, 3);
+        let fanout = self.count_in("cluster.gossip_fanout", c.gossip_fanout, 10, 3);
+        let (interval, timeout, suspicion, gossip, sync, mult, indirect, fanout) =
+            all_some!(interval, timeout, suspicion, gossip, sync, mult, indirect, fanout)?;
+        let mut ok = true;
+        if timeout >= interval {
+            let at = self.written(&["cluster.probe_timeout", "cluster.probe_interval"]);
+            let message = format!(
+                "probe_timeout ({}) must be shorter than probe_interval ({}): the rest of the interval is for the indirect probes",
+                self.value_at("cluster.probe_timeout", timeout, at),
+                self.value_at("cluster.probe_interval", interval, at),
+            );
+            self.err(at, message);
+            ok = false;
+        }
+        if suspicion < interval {
+            let at = self.written(&["cluster.suspicion_timeout", "cluster.probe_interval"]);
+            let message = format!(
+                "suspicion_timeout ({}) must be at least probe_interval ({}): a suspected member needs time to hear of it and refute",
+                self.value_at("cluster.suspicion_timeout", suspicion, at),
+                self.value_at("cluster.probe_interval", interval, at),
+            );
+            self.err(at, message);
+            ok = false;
+        }
+        ok.then_some(GossipTiming {
+            probe_interval: interval,
+            probe_timeout: timeout,
+            suspicion_timeout: suspicion,
+            suspicion_max_multiplier: mult,
+            indirect_probes: indirect,
+            gossip_interval: gossip,
+            gossip_fanout: fanout,
+            sync_timeout: sync,
         })
     }
 

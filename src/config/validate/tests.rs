@@ -336,6 +336,79 @@ fn bind_and_join_are_addresses() {
 }
 
 #[test]
+fn gossip_timing_has_lan_defaults_and_sane_ranges() {
+    let t = config("").cluster.timing;
+    assert_eq!(t.probe_interval, Duration::from_millis(100));
+    assert_eq!(t.probe_timeout, Duration::from_millis(40));
+    assert_eq!(t.suspicion_timeout, Duration::from_millis(150));
+    assert_eq!(t.suspicion_max_multiplier, 3);
+    assert_eq!(t.indirect_probes, 3);
+    assert_eq!(t.gossip_interval, Duration::from_millis(100));
+    assert_eq!(t.gossip_fanout, 3);
+    assert_eq!(t.sync_timeout, Duration::from_secs(5));
+    let t = config(
+        "[cluster]\nenabled = false\nprobe_interval = \"1s\"\nprobe_timeout = \"500ms\"\nsuspicion_timeout = \"4s\"\nindirect_probes = 5\n",
+    )
+    .cluster
+    .timing;
+    assert_eq!(
+        (
+            t.probe_interval,
+            t.probe_timeout,
+            t.suspicion_timeout,
+            t.indirect_probes
+        ),
+        (
+            Duration::from_secs(1),
+            Duration::from_millis(500),
+            Duration::from_secs(4),
+            5
+        )
+    );
+    let d = refused(
+        "[cluster]\nenabled = false\nprobe_timeout = \"200ms\"\n",
+        "cluster.probe_timeout",
+        "must be shorter than probe_interval (100ms",
+    );
+    assert_eq!(d.location.to_string(), "t.toml:3:17");
+    refused(
+        "[cluster]\nenabled = false\nsuspicion_timeout = \"50ms\"\n",
+        "cluster.suspicion_timeout",
+        "at least probe_interval",
+    );
+    refused(
+        "[cluster]\nenabled = false\nprobe_interval = \"5ms\"\n",
+        "cluster.probe_interval",
+        "use 10ms to 60s",
+    );
+    refused(
+        "[cluster]\nenabled = false\nindirect_probes = 0\n",
+        "cluster.indirect_probes",
+        "use 1 to 10 (default 3)",
+    );
+    refused(
+        "[cluster]\nenabled = false\ngossip_fanout = -1\n",
+        "cluster.gossip_fanout",
+        "out of range",
+    );
+    refused(
+        "[cluster]\nenabled = false\nsuspicion_max_multiplier = 11\n",
+        "cluster.suspicion_max_multiplier",
+        "use 1 to 10",
+    );
+    refused(
+        "[cluster]\nenabled = false\nsync_timeout = \"100ms\"\n",
+        "cluster.sync_timeout",
+        "use 1s to 600s",
+    );
+    refused(
+        "[cluster]\nenabled = false\ngossip_interval = \"0s\"\n",
+        "cluster.gossip_interval",
+        "out of range",
+    );
+}
+
+#[test]
 fn metrics_listen_is_an_address_or_empty() {
     refused(
         "[metrics]\nlisten = \"localhost:7472\"\n",
