@@ -6,7 +6,7 @@ use ferrolb::membership::meta::{Item, MetaTable};
 use ferrolb::membership::packet::{Opener, Sealer, Security, SessionId};
 use ferrolb::membership::wire::Body;
 use ferrolb::membership::{Key, Keyring, NodeId};
-use foca::{Codec as _, PostcardCodec};
+use foca::PostcardCodec;
 use libfuzzer_sys::fuzz_target;
 
 const NOW: u64 = 1_700_000_000_000;

@@ -94,6 +94,9 @@ pub enum SocketError {
     ChannelType,
 }
 
+/// Receive buffer of a responder socket: ~10,000 ARP frames.
+const RECEIVE_BUFFER: u32 = 2 << 20;
+
 /// Both halves of an open channel.
 pub(crate) struct Channel {
     pub(crate) tx: Box<dyn DataLinkSender>,
@@ -123,6 +126,15 @@ pub(crate) fn open(
         protocol: protocol.name(),
         source,
     })?;
+    // A burst of requests (a broadcast storm, a flood) arrives faster than a thread is
+    // scheduled; the default buffer (~200 KiB, a few hundred frames) overflowed in the
+    // benchmark's floods while the kernel, answering in softirq, dropped nothing.
+    match sys::set_receive_buffer(fd.as_fd(), RECEIVE_BUFFER) {
+        Ok(bytes) => tracing::debug!(interface = name, bytes, "responder receive buffer"),
+        Err(error) => {
+            tracing::debug!(interface = name, %error, "receive buffer left at the default")
+        }
+    }
     let interface = NetworkInterface {
         name: name.to_string(),
         description: String::new(),

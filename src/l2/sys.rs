@@ -49,6 +49,48 @@ pub(crate) fn attach_filter(fd: BorrowedFd<'_>, program: &[libc::sock_filter]) -
     Ok(())
 }
 
+/// Sets the receive buffer to `bytes`: first with `SO_RCVBUFFORCE` (needs CAP_NET_ADMIN, which
+/// the daemon has, and ignores `net.core.rmem_max`), else with `SO_RCVBUF` (capped at
+/// `rmem_max`). Returns the size the kernel reports afterwards (it doubles the request for its
+/// bookkeeping).
+pub(crate) fn set_receive_buffer(fd: BorrowedFd<'_>, bytes: u32) -> io::Result<u32> {
+    let value = libc::c_int::try_from(bytes)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "receive buffer too large"))?;
+    let size = libc::socklen_t::try_from(std::mem::size_of::<libc::c_int>())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "c_int size"))?;
+    let set = |option: libc::c_int| {
+        // SAFETY: `value` is a live c_int and `size` its exact size; the kernel copies it.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::from_ref(&value).cast::<libc::c_void>(),
+                size,
+            )
+        }
+    };
+    if set(libc::SO_RCVBUFFORCE) < 0 && set(libc::SO_RCVBUF) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut got: libc::c_int = 0;
+    let mut len = size;
+    // SAFETY: `got` and `len` are live, writable, and `len` holds `got`'s size.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            std::ptr::from_mut(&mut got).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u32::try_from(got).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +109,16 @@ mod tests {
         }];
         attach_filter(fd.as_fd(), &reject_all).expect("SO_ATTACH_FILTER");
     }
+
+    #[test]
+    fn the_receive_buffer_grows_past_rmem_max_as_root() {
+        let fd = packet_socket().expect("AF_PACKET socket (run as root)");
+        let got = set_receive_buffer(fd.as_fd(), RECEIVE_BUFFER_FOR_TEST).expect("SO_RCVBUF");
+        // The kernel reports twice the request; as root SO_RCVBUFFORCE bypasses rmem_max.
+        assert!(got >= RECEIVE_BUFFER_FOR_TEST, "got {got}");
+    }
+
+    const RECEIVE_BUFFER_FOR_TEST: u32 = 2 << 20;
 
     #[test]
     fn an_invalid_program_is_refused() {
