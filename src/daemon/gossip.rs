@@ -129,28 +129,7 @@ impl Gossip {
 
     /// The plan's gossip inputs from the current view.
     pub(super) fn input(&self, failback: Failback) -> GossipInput {
-        let view = self.view.borrow();
-        let mut alive: BTreeSet<String> = view.alive().map(String::from).collect();
-        if view.left {
-            alive.remove(&view.me);
-        }
-        let mut claims: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
-        let mut announceable = BTreeMap::new();
-        for (name, m) in &view.members {
-            if !m.meta_known {
-                continue;
-            }
-            for a in &m.claims {
-                claims.entry(*a).or_default().insert(name.clone());
-            }
-            announceable.insert(name.clone(), m.pools.clone());
-        }
-        GossipInput {
-            alive,
-            claims,
-            announceable,
-            failback,
-        }
+        input_of(&self.view.borrow(), failback)
     }
 
     /// Publishes this node's pool fingerprint after a configuration reload.
@@ -228,25 +207,54 @@ impl Gossip {
         }
     }
 
-    /// The addresses of `announced` no other live member claims; empty when no other member
-    /// is alive (nobody can take them over: waiting is pointless).
     fn not_taken_over(&self, announced: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
-        let view = self.view.borrow();
-        let others: Vec<_> = view
-            .members
-            .iter()
-            .filter(|(n, m)| **n != view.me && m.state.is_alive())
-            .map(|(_, m)| m)
-            .collect();
-        if others.is_empty() {
-            return BTreeSet::new();
-        }
-        announced
-            .iter()
-            .filter(|a| !others.iter().any(|m| m.claims.contains(a)))
-            .copied()
-            .collect()
+        not_taken_over(&self.view.borrow(), announced)
     }
+}
+
+/// The plan's gossip inputs from `view`: members whose metadata has not arrived count as
+/// alive but claim nothing and are not restricted to some pools.
+fn input_of(view: &MembershipView, failback: Failback) -> GossipInput {
+    let mut alive: BTreeSet<String> = view.alive().map(String::from).collect();
+    if view.left {
+        alive.remove(&view.me);
+    }
+    let mut claims: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    let mut announceable = BTreeMap::new();
+    for (name, m) in &view.members {
+        if !m.meta_known {
+            continue;
+        }
+        for a in &m.claims {
+            claims.entry(*a).or_default().insert(name.clone());
+        }
+        announceable.insert(name.clone(), m.pools.clone());
+    }
+    GossipInput {
+        alive,
+        claims,
+        announceable,
+        failback,
+    }
+}
+
+/// The addresses of `announced` no other live member claims; empty when no other member is
+/// alive (nobody can take them over: waiting is pointless).
+fn not_taken_over(view: &MembershipView, announced: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+    let others: Vec<_> = view
+        .members
+        .iter()
+        .filter(|(n, m)| **n != view.me && m.state.is_alive())
+        .map(|(_, m)| m)
+        .collect();
+    if others.is_empty() {
+        return BTreeSet::new();
+    }
+    announced
+        .iter()
+        .filter(|a| !others.iter().any(|m| m.claims.contains(a)))
+        .copied()
+        .collect()
 }
 
 /// Whom to join: `cluster.join`, or every other Node's InternalIPs on the gossip port.
@@ -266,4 +274,123 @@ fn join_list(config: &Config, me: &str, nodes: &Store<NodeInfo>, port: u16) -> V
     out.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{MemberInfo, MemberState};
+
+    fn member(state: MemberState, pools: &[&str], claims: &[&str]) -> MemberInfo {
+        MemberInfo {
+            addr: "10.0.0.1:7946".parse().unwrap(),
+            state,
+            boot: 1,
+            incarnation: 0,
+            meta_known: true,
+            fingerprint: None,
+            pools: pools.iter().map(|p| p.to_string()).collect(),
+            claims: claims.iter().map(|c| c.parse().unwrap()).collect(),
+        }
+    }
+
+    fn view() -> MembershipView {
+        let mut unknown = member(MemberState::Alive, &[], &["10.0.0.9"]);
+        unknown.meta_known = false;
+        MembershipView {
+            me: "n1".into(),
+            members: BTreeMap::from([
+                (
+                    "n1".into(),
+                    member(MemberState::Alive, &["a"], &["10.0.0.1"]),
+                ),
+                (
+                    "n2".into(),
+                    member(MemberState::Suspect, &["a", "b"], &["10.0.0.2"]),
+                ),
+                (
+                    "n3".into(),
+                    member(MemberState::Down, &["a"], &["10.0.0.1"]),
+                ),
+                ("n4".into(), unknown),
+            ]),
+            synced: true,
+            ..MembershipView::default()
+        }
+    }
+
+    #[test]
+    fn input_from_the_view() {
+        let g = input_of(&view(), Failback::Sticky);
+        assert_eq!(g.alive, ["n1", "n2", "n4"].map(String::from).into());
+        // A down member's claims are passed on (the plan ignores claimants that are not
+        // alive); a member without metadata claims nothing and is not restricted.
+        assert_eq!(
+            g.claims[&"10.0.0.1".parse::<IpAddr>().unwrap()],
+            ["n1", "n3"].map(String::from).into()
+        );
+        assert!(!g
+            .claims
+            .contains_key(&"10.0.0.9".parse::<IpAddr>().unwrap()));
+        assert!(!g.announceable.contains_key("n4"));
+        assert_eq!(g.announceable["n2"], ["a", "b"].map(String::from).into());
+
+        let mut left = view();
+        left.left = true;
+        assert!(!input_of(&left, Failback::Sticky).alive.contains("n1"));
+    }
+
+    #[test]
+    fn handover_waits_for_a_live_member_to_claim() {
+        let announced: BTreeSet<IpAddr> =
+            ["10.0.0.1", "10.0.0.2"].map(|a| a.parse().unwrap()).into();
+        // 10.0.0.2 is claimed by n2 (suspect counts as alive); 10.0.0.1 only by a down member.
+        assert_eq!(
+            not_taken_over(&view(), &announced),
+            ["10.0.0.1".parse().unwrap()].into()
+        );
+        // Nobody else alive: nothing to wait for.
+        let mut alone = view();
+        alone.members.retain(|n, _| n == "n1" || n == "n3");
+        assert!(not_taken_over(&alone, &announced).is_empty());
+    }
+
+    #[test]
+    fn join_list_is_the_other_nodes_internal_ips() {
+        use crate::kube::store::Store;
+        let config =
+            crate::config::load_str("/etc/ferrolb/ferrolb.toml", "[cluster]\ninsecure = true\n")
+                .unwrap()
+                .config;
+        let mut store: Store<NodeInfo> = Store::default();
+        let node = |name: &str, ips: &[&str]| NodeInfo {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            ready: Some(true),
+            network_unavailable: false,
+            internal_ips: ips.iter().map(|i| i.parse().unwrap()).collect(),
+        };
+        store.apply(crate::kube::reflector::Update::Replaced(vec![
+            node("n1", &["10.0.0.1"]),
+            node("n2", &["10.0.0.2", "fd00::2"]),
+            node("n3", &[]),
+        ]));
+        let j = join_list(&config, "n1", &store, 7946);
+        assert_eq!(
+            j.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["10.0.0.2:7946", "[fd00::2]:7946"]
+        );
+        let explicit = crate::config::load_str(
+            "/etc/ferrolb/ferrolb.toml",
+            "[cluster]\ninsecure = true\njoin = [\"10.0.0.5\"]\n",
+        )
+        .unwrap()
+        .config;
+        // `cluster.join` wins over the Nodes.
+        let j = join_list(&explicit, "n1", &store, 7946);
+        assert_eq!(
+            j.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["10.0.0.5:7946"]
+        );
+    }
 }
