@@ -27,6 +27,26 @@ pub(super) struct GossipInput {
     pub announceable: BTreeMap<String, BTreeSet<String>>,
     /// `l2.failback`.
     pub failback: Failback,
+    /// Members this node sees alive (itself included) and members it knows of that have not
+    /// left (alive, suspect or down): quorum is a majority of the latter.
+    pub quorum: Quorum,
+}
+
+/// The counts `l2.require_quorum` decides on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Quorum {
+    /// Alive or suspect, this node included.
+    pub alive: usize,
+    /// Not left: alive, suspect or down (down members are forgotten after an hour).
+    pub known: usize,
+}
+
+impl Quorum {
+    /// A strict majority of the known members is alive: of two sides of a partition at most
+    /// one has it, so at most one side keeps announcing.
+    pub fn held(&self) -> bool {
+        self.alive * 2 > self.known
+    }
 }
 
 /// The running membership and what was last published to or reported from it.
@@ -230,11 +250,20 @@ fn input_of(view: &MembershipView, failback: Failback) -> GossipInput {
         }
         announceable.insert(name.clone(), m.pools.clone());
     }
+    let quorum = Quorum {
+        alive: view.alive().count(),
+        known: view
+            .members
+            .values()
+            .filter(|m| m.state != crate::membership::MemberState::Left)
+            .count(),
+    };
     GossipInput {
         alive,
         claims,
         announceable,
         failback,
+        quorum,
     }
 }
 
@@ -338,6 +367,29 @@ mod tests {
         let mut left = view();
         left.left = true;
         assert!(!input_of(&left, Failback::Sticky).alive.contains("n1"));
+    }
+
+    #[test]
+    fn quorum_is_a_strict_majority_of_the_members_not_left() {
+        // n1, n2, n4 alive; n3 down: 3 of 4.
+        let q = input_of(&view(), Failback::Sticky).quorum;
+        assert_eq!(q, Quorum { alive: 3, known: 4 });
+        assert!(q.held());
+        // Two sides of an even split: neither holds it, so neither keeps announcing.
+        assert!(!Quorum { alive: 2, known: 4 }.held());
+        assert!(!Quorum { alive: 1, known: 3 }.held());
+        assert!(Quorum { alive: 2, known: 3 }.held());
+        // A member that left on purpose no longer counts against the rest.
+        let mut v = view();
+        for m in v.members.values_mut() {
+            if m.state == crate::membership::MemberState::Down {
+                m.state = crate::membership::MemberState::Left;
+            }
+        }
+        assert_eq!(
+            input_of(&v, Failback::Sticky).quorum,
+            Quorum { alive: 3, known: 3 }
+        );
     }
 
     #[test]

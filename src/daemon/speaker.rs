@@ -25,6 +25,7 @@ struct Settings {
     class: Option<String>,
     pools: Vec<PlanPool>,
     has_l2: bool,
+    require_quorum: bool,
     l2: SpeakerSettings,
 }
 
@@ -35,6 +36,7 @@ impl Settings {
             class: config.kubernetes.load_balancer_class.clone(),
             pools: plan_pools(config),
             has_l2: config.pools.iter().any(|p| p.mode_kind() == Mode::L2),
+            require_quorum: config.l2.require_quorum,
             l2: SpeakerSettings {
                 refresh: config.l2.gratuitous_refresh,
             },
@@ -54,6 +56,8 @@ pub(super) struct Speaker {
     entries: BTreeMap<(String, IpAddr), Entry>,
     /// The address set last handed to the L2 speaker.
     announced_l2: BTreeMap<IpAddr, Vec<String>>,
+    /// Announcing nothing for lack of quorum (`l2.require_quorum`).
+    fenced: bool,
     events: EventRecorder,
 }
 
@@ -73,6 +77,7 @@ impl Speaker {
             planner: plan::Planner::new(),
             entries: BTreeMap::new(),
             announced_l2: BTreeMap::new(),
+            fenced: false,
             events,
         };
         speaker.ensure_l2().await?;
@@ -122,7 +127,7 @@ impl Speaker {
                 .insert(self.settings.node.clone(), self.announceable_pools());
             g
         });
-        let plan = self.planner.plan(&PlanInput {
+        let mut plan = self.planner.plan(&PlanInput {
             node: &self.settings.node,
             pools: &self.settings.pools,
             nodes: &plan_nodes,
@@ -134,6 +139,27 @@ impl Speaker {
                 .as_ref()
                 .map_or(crate::config::Failback::Immediate, |g| g.failback),
         });
+        let quorum = gossip.as_ref().map(|g| g.quorum);
+        let fenced = self.settings.require_quorum && quorum.is_some_and(|q| !q.held());
+        if fenced != self.fenced {
+            if let Some(q) = quorum.filter(|_| fenced) {
+                tracing::warn!(
+                    alive = q.alive,
+                    known = q.known,
+                    "no quorum: this node sees no majority of the gossip members; l2 addresses are not announced (l2.require_quorum)"
+                );
+            } else {
+                tracing::info!("quorum regained (or no longer required); announcing again");
+            }
+            self.fenced = fenced;
+        }
+        if fenced {
+            for entry in &mut plan.entries {
+                if entry.mode == Some(Mode::L2) && announces(entry) {
+                    entry.decision = Decision::Skip(Reason::NoQuorum);
+                }
+            }
+        }
         let l2_set = plan.l2();
         let mut entries = BTreeMap::new();
         for entry in plan.entries {

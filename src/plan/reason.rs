@@ -33,6 +33,9 @@ pub enum Reason {
     NoLocalEndpoints,
     /// Another node ranks first for the address (layer 2: one node announces it).
     NotOwner,
+    /// `l2.require_quorum` is on and this node sees no majority of the known gossip members
+    /// (it may be on the small side of a partition). Decided by the daemon after planning.
+    NoQuorum,
 }
 
 impl Reason {
@@ -51,6 +54,7 @@ impl Reason {
             Reason::NoEligibleNode => "noEligibleNode",
             Reason::NoLocalEndpoints => "noLocalEndpoints",
             Reason::NotOwner => "notOwner",
+            Reason::NoQuorum => "noQuorum",
         }
     }
 }

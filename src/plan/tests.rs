@@ -713,6 +713,7 @@ fn reason_names_are_stable_camel_case() {
         (Reason::NoEligibleNode, "noEligibleNode"),
         (Reason::NoLocalEndpoints, "noLocalEndpoints"),
         (Reason::NotOwner, "notOwner"),
+        (Reason::NoQuorum, "noQuorum"),
     ];
     for (r, s) in names {
         assert_eq!(r.to_string(), s);
