@@ -93,7 +93,26 @@ pub struct L2Node {
     pub daemon: Daemon,
     /// `ferrolb lab responder`.
     pub responder: Proc,
+    /// With a cluster network ([`L2Options::cluster_net`]): its bridge-side port, for
+    /// [`L2Lab::cut_gossip`].
+    pub cluster_port: Option<String>,
 }
+
+/// How [`L2Lab::start_opts`] builds the lab.
+#[derive(Debug, Clone, Default)]
+pub struct L2Options {
+    /// Gossip membership on (`[cluster] enabled = true`, one shared key).
+    pub gossip: bool,
+    /// Gossip on a separate cluster network: a second bridge (`cl0`), each node's `eth1` on
+    /// `10.251.N.0/24` (`.11`–`.13`), gossip bound there; so gossip can be cut while the
+    /// service LAN stays up. Only with `gossip`.
+    pub cluster_net: bool,
+    /// Each node's `[l2]` keys, as TOML (`require_quorum = true`).
+    pub l2: String,
+}
+
+/// The cluster network's bridge (in the LAN namespace).
+pub const CLUSTER_BRIDGE: &str = "cl0";
 
 /// The L2 lab: API simulator, three nodes, a client.
 pub struct L2Lab {
@@ -266,6 +285,23 @@ impl L2Lab {
     /// random bytes, base64, mode 0600), each node bound to its IPv4 address on port 7946 and
     /// joining the other two.
     pub fn start_with(prefix: &str, n: u8, gossip: bool) -> L2Lab {
+        L2Lab::start_opts(
+            prefix,
+            n,
+            &L2Options {
+                gossip,
+                ..L2Options::default()
+            },
+        )
+    }
+
+    /// [`L2Lab::start`] with `options`.
+    pub fn start_opts(prefix: &str, n: u8, options: &L2Options) -> L2Lab {
+        let gossip = options.gossip;
+        assert!(
+            gossip || !options.cluster_net,
+            "a cluster network carries gossip"
+        );
         for tool in ["arping", "ndisc6", "tcpdump", "curl"] {
             require_program(tool);
         }
@@ -297,9 +333,28 @@ impl L2Lab {
             let text = base64::engine::general_purpose::STANDARD.encode(bytes);
             lab.write_file("gossip.key", &format!("{text}\n"), 0o600)
         });
-        let node_ips: Vec<String> = hosts.iter().map(|h| h.ipv4.to_string()).collect();
+        // The address each node gossips on: its cluster-network address, or its LAN address.
+        let gossip_ip = |i: usize| -> String {
+            if options.cluster_net {
+                format!("10.251.{n}.{}", 11 + i)
+            } else {
+                net.v4(11 + i as u8)
+            }
+        };
+        if options.cluster_net {
+            lab.add_bridge(CLUSTER_BRIDGE);
+        }
+        let node_ips: Vec<String> = (0..hosts.len()).map(gossip_ip).collect();
         let mut out = Vec::new();
-        for host in hosts {
+        for (i, host) in hosts.into_iter().enumerate() {
+            let cluster_port = options.cluster_net.then(|| {
+                lab.attach(
+                    &host,
+                    CLUSTER_BRIDGE,
+                    "eth1",
+                    &format!("{}/24", gossip_ip(i)),
+                )
+            });
             // kube-proxy's part: the node accepts traffic for every pool address.
             let mut batch = String::new();
             for a in net.pool_addresses() {
@@ -343,8 +398,9 @@ impl L2Lab {
                 },
             );
             let mut node_config = NodeConfig::new(&host.name, &api.kubeconfig);
+            node_config.l2 = options.l2.clone();
             if let Some(key) = &key {
-                let me = host.ipv4.to_string();
+                let me = gossip_ip(i);
                 let join: Vec<String> = node_ips
                     .iter()
                     .filter(|ip| **ip != me)
@@ -374,6 +430,7 @@ impl L2Lab {
                 config,
                 daemon,
                 responder,
+                cluster_port,
             });
         }
         let client_mac = mac_of(&lab, &client.ns);
@@ -393,6 +450,16 @@ impl L2Lab {
             .iter()
             .find(|n| n.name == name)
             .unwrap_or_else(|| panic!("no node {name}"))
+    }
+
+    /// Cuts (`cut = true`) or restores node `name`'s link to the cluster network: its gossip
+    /// stops reaching the others (and theirs it) while its service LAN link stays up.
+    pub fn cut_gossip(&self, name: &str, cut: bool) {
+        let port =
+            self.node(name).cluster_port.as_deref().unwrap_or_else(|| {
+                panic!("{name} has no cluster network (L2Options::cluster_net)")
+            });
+        self.lab.port(port, !cut);
     }
 
     /// The node whose eth0 has `mac`, if any.

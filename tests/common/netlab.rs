@@ -352,6 +352,53 @@ impl Lab {
         }
     }
 
+    /// Adds another bridge `name` in the LAN namespace: a second network, not linked to `br0`
+    /// (a cluster network for gossip, say).
+    pub fn add_bridge(&self, name: &str) {
+        ip(&["-n", &self.lan, "link", "add", name, "type", "bridge"]);
+        ip(&[
+            "-n",
+            &self.lan,
+            "link",
+            "set",
+            name,
+            "type",
+            "bridge",
+            "stp_state",
+            "0",
+        ]);
+        ip(&["-n", &self.lan, "link", "set", name, "up"]);
+    }
+
+    /// Gives `host` a second interface `ifname` with `ipv4` (`"10.251.1.11/24"`) on `bridge`
+    /// (made by [`Lab::add_bridge`]); returns the bridge-side port's name (`<prefix letter><host>`),
+    /// for [`Lab::port`].
+    pub fn attach(&self, host: &Host, bridge: &str, ifname: &str, ipv4: &str) -> String {
+        let port = format!("{}{}", &bridge[..1], host.name);
+        assert!(
+            port.len() <= IFNAME_MAX,
+            "host name {:?} too long for an interface name",
+            host.name
+        );
+        ip(&[
+            "-n", &self.lan, "link", "add", &port, "type", "veth", "peer", "name", ifname, "netns",
+            &host.ns,
+        ]);
+        ip(&[
+            "-n", &self.lan, "link", "set", &port, "master", bridge, "up",
+        ]);
+        ip(&["-n", &host.ns, "addr", "add", ipv4, "dev", ifname]);
+        ip(&["-n", &host.ns, "link", "set", ifname, "up"]);
+        port
+    }
+
+    /// Sets a bridge-side port (in the LAN namespace) down or up: that host's link on that
+    /// network is cut or restored.
+    pub fn port(&self, port: &str, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["-n", &self.lan, "link", "set", port, state]);
+    }
+
     /// Sets sysctls inside `ns` (`/proc/sys/net` shows the namespace of the process reading it).
     pub fn sysctl(&self, ns: &str, settings: &[(&str, &str)]) {
         let mut args = vec!["-q", "-w"];
@@ -763,6 +810,8 @@ pub struct NodeConfig {
     pub log_level: String,
     /// The `[cluster]` section's keys, as TOML (`enabled = false` by default: no gossip).
     pub cluster: String,
+    /// The `[l2]` section's keys, as TOML (empty by default: no `[l2]` section).
+    pub l2: String,
 }
 
 impl NodeConfig {
@@ -780,6 +829,7 @@ impl NodeConfig {
             kubernetes_extra: String::new(),
             log_level: "info".into(),
             cluster: "enabled = false\n".into(),
+            l2: String::new(),
         }
     }
 
@@ -810,6 +860,9 @@ impl NodeConfig {
         );
         let _ = writeln!(t, "[cluster]\n{}\n[metrics]\nlisten = \"\"\n", self.cluster);
         let _ = writeln!(t, "[log]\nlevel = {}\n", q(&self.log_level));
+        if !self.l2.is_empty() {
+            let _ = writeln!(t, "[l2]\n{}\n", self.l2);
+        }
         for p in &self.pools {
             let addresses: Vec<String> = p.addresses.iter().map(|a| q(a)).collect();
             let _ = writeln!(
