@@ -39,6 +39,10 @@ pub(super) struct Quorum {
     pub alive: usize,
     /// Not left: alive, suspect or down (down members are forgotten after an hour).
     pub known: usize,
+    /// Alive or suspect members whose metadata (claims) has not arrived yet: after a
+    /// partition heals, the others rejoin with new boot ids and claim nothing until theirs
+    /// arrives.
+    pub unsynced: usize,
 }
 
 impl Quorum {
@@ -46,6 +50,21 @@ impl Quorum {
     /// one has it, so at most one side keeps announcing.
     pub fn held(&self) -> bool {
         self.alive * 2 > self.known
+    }
+
+    /// Every member not left is alive and its metadata (claims) known.
+    pub fn settled(&self) -> bool {
+        self.alive == self.known && self.unsynced == 0
+    }
+
+    /// Whether a node fenced until now (`fenced`) stays fenced: without a majority; and, once
+    /// it has one again, until the view has settled or the hold is over (`hold_over`, a
+    /// bound for members that really are down). A partition heals member by member, each
+    /// rejoining with a new boot id and claiming nothing until its metadata arrives: a node
+    /// that announced at once would see no claims and take back, as the best-ranked node, the
+    /// addresses the majority side moved meanwhile — against sticky failback, moving them twice.
+    pub fn fences(&self, fenced: bool, hold_over: bool) -> bool {
+        !self.held() || (fenced && !self.settled() && !hold_over)
     }
 }
 
@@ -257,6 +276,11 @@ fn input_of(view: &MembershipView, failback: Failback) -> GossipInput {
             .values()
             .filter(|m| m.state != crate::membership::MemberState::Left)
             .count(),
+        unsynced: view
+            .members
+            .values()
+            .filter(|m| m.state.is_alive() && !m.meta_known)
+            .count(),
     };
     GossipInput {
         alive,
@@ -373,12 +397,24 @@ mod tests {
     fn quorum_is_a_strict_majority_of_the_members_not_left() {
         // n1, n2, n4 alive; n3 down: 3 of 4.
         let q = input_of(&view(), Failback::Sticky).quorum;
-        assert_eq!(q, Quorum { alive: 3, known: 4 });
+        assert_eq!(
+            q,
+            Quorum {
+                alive: 3,
+                known: 4,
+                unsynced: 1
+            }
+        );
         assert!(q.held());
+        let q = |alive, known| Quorum {
+            alive,
+            known,
+            unsynced: 0,
+        };
         // Two sides of an even split: neither holds it, so neither keeps announcing.
-        assert!(!Quorum { alive: 2, known: 4 }.held());
-        assert!(!Quorum { alive: 1, known: 3 }.held());
-        assert!(Quorum { alive: 2, known: 3 }.held());
+        assert!(!q(2, 4).held());
+        assert!(!q(1, 3).held());
+        assert!(q(2, 3).held());
         // A member that left on purpose no longer counts against the rest.
         let mut v = view();
         for m in v.members.values_mut() {
@@ -388,8 +424,35 @@ mod tests {
         }
         assert_eq!(
             input_of(&v, Failback::Sticky).quorum,
-            Quorum { alive: 3, known: 3 }
+            Quorum {
+                alive: 3,
+                known: 3,
+                unsynced: 1
+            }
         );
+    }
+
+    #[test]
+    fn a_fenced_node_waits_for_the_view_to_settle() {
+        let q = |alive, unsynced| Quorum {
+            alive,
+            known: 3,
+            unsynced,
+        };
+        // No majority: fenced, whatever it was, hold or not.
+        assert!(q(1, 0).fences(false, false));
+        assert!(q(1, 0).fences(true, true));
+        // Majority regained, but a member is still down or its claims unknown: stays
+        // fenced until they are known or the hold is over...
+        assert!(q(2, 0).fences(true, false));
+        assert!(q(3, 1).fences(true, false));
+        assert!(!q(2, 0).fences(true, true));
+        // ...or at once when everyone is back and known.
+        assert!(q(3, 0).settled());
+        assert!(!q(3, 0).fences(true, false));
+        // A node that was not fenced is not fenced by an unsettled view (a member down for
+        // good, one that just joined).
+        assert!(!q(2, 1).fences(false, false));
     }
 
     #[test]

@@ -186,6 +186,8 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
                 drain_until = None;
                 drained = true;
             }
+            // The hold after regaining quorum ends: plan again (once; the plan clears it).
+            () = sleep_until(speaker.hold_until()), if !replan => { replan = true; }
             () = std::future::ready(()), if plan_now && since_plan >= REPLAN_EVERY => {
                 plan(&mut speaker, &state, &current.config, gossip.as_mut(), &mut replan, &mut since_plan);
             }

@@ -26,6 +26,9 @@ struct Settings {
     pools: Vec<PlanPool>,
     has_l2: bool,
     require_quorum: bool,
+    /// How long a node that regains quorum waits at most for the view to settle
+    /// (`cluster.sync_timeout`, as a starting node does).
+    quorum_hold: std::time::Duration,
     l2: SpeakerSettings,
 }
 
@@ -37,6 +40,7 @@ impl Settings {
             pools: plan_pools(config),
             has_l2: config.pools.iter().any(|p| p.mode_kind() == Mode::L2),
             require_quorum: config.l2.require_quorum,
+            quorum_hold: config.cluster.timing.sync_timeout,
             l2: SpeakerSettings {
                 refresh: config.l2.gratuitous_refresh,
             },
@@ -58,6 +62,8 @@ pub(super) struct Speaker {
     announced_l2: BTreeMap<IpAddr, Vec<String>>,
     /// Announcing nothing for lack of quorum (`l2.require_quorum`).
     fenced: bool,
+    /// Fenced with quorum regained: the end of the wait for the view to settle.
+    hold_until: Option<tokio::time::Instant>,
     events: EventRecorder,
 }
 
@@ -78,6 +84,7 @@ impl Speaker {
             entries: BTreeMap::new(),
             announced_l2: BTreeMap::new(),
             fenced: false,
+            hold_until: None,
             events,
         };
         speaker.ensure_l2().await?;
@@ -91,6 +98,12 @@ impl Speaker {
             self.l2 = Some(l2);
         }
         Ok(())
+    }
+
+    /// While fenced with quorum regained: when to plan again even if nothing changes (the
+    /// hold for the view to settle ends).
+    pub(super) fn hold_until(&self) -> Option<tokio::time::Instant> {
+        self.hold_until
     }
 
     /// Applies a reloaded configuration (pools, class, refresh); the caller re-plans.
@@ -140,7 +153,28 @@ impl Speaker {
                 .map_or(crate::config::Failback::Immediate, |g| g.failback),
         });
         let quorum = gossip.as_ref().map(|g| g.quorum);
-        let fenced = self.settings.require_quorum && quorum.is_some_and(|q| !q.held());
+        let fenced = self.settings.require_quorum
+            && quorum.is_some_and(|q| {
+                let hold_over = match (q.held() && self.fenced, self.hold_until) {
+                    (false, _) => false,
+                    (true, Some(until)) => tokio::time::Instant::now() >= until,
+                    (true, None) => {
+                        let until = tokio::time::Instant::now() + self.settings.quorum_hold;
+                        tracing::info!(
+                            alive = q.alive,
+                            known = q.known,
+                            unsynced = q.unsynced,
+                            "majority regained; waiting for the others' claims before announcing"
+                        );
+                        self.hold_until = Some(until);
+                        false
+                    }
+                };
+                q.fences(self.fenced, hold_over)
+            });
+        if !fenced || quorum.is_some_and(|q| !q.held()) {
+            self.hold_until = None;
+        }
         if fenced != self.fenced {
             if let Some(q) = quorum.filter(|_| fenced) {
                 tracing::warn!(
