@@ -155,7 +155,7 @@ impl Speaker {
         let quorum = gossip.as_ref().map(|g| g.quorum);
         let fenced = self.settings.require_quorum
             && quorum.is_some_and(|q| {
-                let hold_over = match (q.held() && self.fenced, self.hold_until) {
+                let hold_over = match (q.held() && self.fenced && !q.settled(), self.hold_until) {
                     (false, _) => false,
                     (true, Some(until)) => tokio::time::Instant::now() >= until,
                     (true, None) => {
