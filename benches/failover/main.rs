@@ -171,6 +171,9 @@ fn ferrolb(l: &mut L2Lab, runs: usize) {
                 w.lost,
                 w.attempts
             );
+            if kind == "planned" && w.lost > 0 {
+                println!("  lost attempts (planned): {:?}", w.errors);
+            }
             if kind == "unplanned" {
                 unplanned.push(w);
             } else {

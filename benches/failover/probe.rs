@@ -63,6 +63,8 @@ pub struct Window {
     pub attempts: usize,
     /// The node answering last.
     pub last: Option<String>,
+    /// Why the lost attempts failed (`-TimeoutError`, `-ConnectionResetError`, …).
+    pub errors: Vec<String>,
 }
 
 impl Probe {
@@ -112,6 +114,19 @@ impl Probe {
         )
     }
 
+    /// The error kinds of the failed attempts started in `[since, until)`.
+    pub fn errors(&self, since: f64, until: f64) -> Vec<String> {
+        std::fs::read_to_string(&self.file)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let (t, who) = line.split_once(' ')?;
+                let t: f64 = t.parse().ok()?;
+                (t >= since && t < until && who.starts_with('-')).then(|| who.to_string())
+            })
+            .collect()
+    }
+
     /// The client's view of `[t0, until)` after a fault on node `from` at `t0`.
     pub fn window(&self, t0: f64, until: f64, from: &str) -> Window {
         let s = self.samples(t0, until);
@@ -134,6 +149,7 @@ impl Probe {
             lost: s.iter().filter(|(_, w)| w.is_none()).count(),
             attempts: s.len(),
             last: s.iter().rev().find_map(|(_, w)| w.clone()),
+            errors: self.errors(t0, until),
         }
     }
 }
