@@ -3,6 +3,7 @@
 mod collision;
 mod negotiation;
 mod props;
+mod sim;
 mod timers;
 mod transitions;
 
