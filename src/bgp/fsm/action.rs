@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use super::{ConnId, Notification, StopKind};
+use super::{cease, code, ConnId, Notification, StopKind};
 
 /// The OPEN we send. Capabilities are added by the session layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -54,13 +54,16 @@ pub enum DownReason {
 }
 
 impl DownReason {
-    /// Whether this is a failure worth reporting as the session's last error (not an
-    /// operator's stop, a lost collision or a refused extra connection).
+    /// Whether this is a failure worth reporting as the session's last error: not an
+    /// operator's stop, a collision lost on either side, or a refused extra connection.
     pub fn is_error(&self) -> bool {
-        !matches!(
-            self,
-            DownReason::Stopped(_) | DownReason::Collision | DownReason::Rejected
-        )
+        match self {
+            DownReason::Stopped(_) | DownReason::Collision | DownReason::Rejected => false,
+            DownReason::NotificationReceived(n) => {
+                (n.code, n.subcode) != (code::CEASE, cease::CONNECTION_COLLISION_RESOLUTION)
+            }
+            _ => true,
+        }
     }
 }
 

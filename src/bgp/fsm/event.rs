@@ -42,6 +42,30 @@ pub enum StopKind {
     Shutdown,
     /// Administrative Reset: close and start again (after the connect-retry base delay).
     Reset,
+    /// Peer De-configured: the peer was removed from the configuration; stay down (the
+    /// machine is about to be dropped).
+    Deconfigured,
+    /// Other Configuration Change: the session's settings changed; start again (a new
+    /// machine with the new configuration usually replaces this one).
+    ConfigChanged,
+}
+
+impl StopKind {
+    /// The Cease subcode (RFC 4486) sent on every connection that sent an OPEN.
+    pub fn cease_subcode(self) -> u8 {
+        use super::cease;
+        match self {
+            StopKind::Shutdown => cease::ADMINISTRATIVE_SHUTDOWN,
+            StopKind::Reset => cease::ADMINISTRATIVE_RESET,
+            StopKind::Deconfigured => cease::PEER_DECONFIGURED,
+            StopKind::ConfigChanged => cease::OTHER_CONFIGURATION_CHANGE,
+        }
+    }
+
+    /// Whether the session starts again afterwards.
+    pub fn restarts(self) -> bool {
+        matches!(self, StopKind::Reset | StopKind::ConfigChanged)
+    }
 }
 
 /// What the state machine needs of a received OPEN. The codec has already decoded it and

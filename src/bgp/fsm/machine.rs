@@ -103,10 +103,7 @@ impl Fsm {
         if !self.started {
             return;
         }
-        let subcode = match kind {
-            StopKind::Shutdown => cease::ADMINISTRATIVE_SHUTDOWN,
-            StopKind::Reset => cease::ADMINISTRATIVE_RESET,
-        };
+        let subcode = kind.cease_subcode();
         let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
         for id in ids {
             let n = Notification::cease(subcode);
@@ -115,7 +112,7 @@ impl Fsm {
         self.retry_at = None;
         // A reset starts again after the base delay, as if nothing had failed.
         self.failures = 0;
-        self.started = kind == StopKind::Reset;
+        self.started = kind.restarts();
     }
 
     fn start_connect(&mut self, now: Duration, out: &mut Vec<Action>) {

@@ -64,7 +64,13 @@ fn op() -> impl Strategy<Value = Op> {
     let i = || select(vec![0usize, 0, 0, 1, 2]);
     prop_oneof![
         2 => Just(Op::Start),
-        1 => select(vec![StopKind::Shutdown, StopKind::Reset]).prop_map(Op::Stop),
+        1 => select(vec![
+            StopKind::Shutdown,
+            StopKind::Reset,
+            StopKind::Deconfigured,
+            StopKind::ConfigChanged,
+        ])
+        .prop_map(Op::Stop),
         // Mostly short steps (sessions survive), sometimes long silences.
         6 => (0u64..3_000).prop_map(Op::Advance),
         1 => (0u64..400_000).prop_map(Op::Advance),

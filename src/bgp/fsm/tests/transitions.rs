@@ -353,3 +353,35 @@ fn inbound_accepted_while_active_cancels_the_retry_timer() {
         vec![(inb, State::OpenSent)]
     );
 }
+
+#[test]
+fn every_stop_kind_has_its_cease_subcode_and_restart_rule() {
+    for (kind, subcode, restarts) in [
+        (StopKind::Shutdown, cease::ADMINISTRATIVE_SHUTDOWN, false),
+        (StopKind::Reset, cease::ADMINISTRATIVE_RESET, true),
+        (StopKind::Deconfigured, cease::PEER_DECONFIGURED, false),
+        (
+            StopKind::ConfigChanged,
+            cease::OTHER_CONFIGURATION_CHANGE,
+            true,
+        ),
+    ] {
+        let mut h = established(90);
+        let a = h.ev(Event::ManualStop(kind));
+        assert_eq!(notifications(&a), vec![(OUT0, code::CEASE, subcode)]);
+        let expected = if restarts { State::Active } else { State::Idle };
+        assert_eq!(h.fsm.state(), expected, "{kind:?}");
+        assert_eq!(h.fsm.next_deadline().is_some(), restarts);
+    }
+}
+
+#[test]
+fn a_collision_cease_from_the_peer_is_not_an_error() {
+    let mut h = established(90);
+    let n = Notification::cease(cease::CONNECTION_COLLISION_RESOLUTION);
+    h.ev(Event::Notification {
+        conn: OUT0,
+        notification: n,
+    });
+    assert_eq!(h.fsm.last_error(), None);
+}
