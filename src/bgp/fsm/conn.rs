@@ -78,7 +78,7 @@ impl Conn {
 
     /// The NOTIFICATION subcode (RFC 6608) for a message this stage does not expect.
     pub fn unexpected_subcode(&self) -> u8 {
-        use super::notification::fsm;
+        use super::notification::fsm_error as fsm;
         match self.stage {
             Stage::Connecting => fsm::UNSPECIFIED,
             Stage::OpenSent => fsm::UNEXPECTED_IN_OPEN_SENT,

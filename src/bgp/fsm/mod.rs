@@ -12,7 +12,10 @@
 //! `now`. The session layer translates between codec messages and these events/actions;
 //! capabilities (families, 4-octet AS, route refresh, graceful restart) are negotiated there
 //! and never reach the machine — a capability it cannot accept becomes an
-//! [`Event::MessageError`] carrying the NOTIFICATION to send.
+//! [`Event::MessageError`] carrying the NOTIFICATION to send. The machine never asks to
+//! listen: whoever accepts on port 179 hands a socket from this peer over as
+//! [`Event::TcpAccepted`], and the machine takes it or refuses it (NOTIFICATION, Close).
+//! A connection the machine has closed is forgotten: later events naming it are ignored.
 //!
 //! # Connections and collisions
 //!
@@ -60,7 +63,13 @@
 //! a message the stage does not expect (5 with RFC 6608 subcodes), the codec's
 //! [`Event::MessageError`], a received NOTIFICATION or a closed socket. Leaving Established
 //! also yields [`Action::SessionDown`]. [`Event::ManualStop`] sends Cease / Administrative
-//! Shutdown (6/2) or Administrative Reset (6/4) on every connection that sent an OPEN.
+//! Shutdown (6/2), Peer De-configured (6/3), Administrative Reset (6/4) or Other
+//! Configuration Change (6/6) on every connection that sent an OPEN ([`StopKind`]); the
+//! last two start again after the connect-retry base.
+//!
+//! Only the connect-retry timers are jittered (RFC 4271 §10 also suggests it for
+//! keepalives; a fixed cadence keeps them predictable and they are tiny). KEEPALIVEs are
+//! sent at their interval whether or not UPDATEs went out meanwhile.
 
 mod action;
 mod config;
@@ -82,7 +91,7 @@ pub use config::{
     ConfigError, FsmConfig, DEFAULT_CONNECT_RETRY, DEFAULT_CONNECT_RETRY_MAX, DEFAULT_HOLD_TIME,
 };
 pub use event::{ConnId, Direction, Event, PeerOpen, StopKind};
-pub use notification::{cease, code, fsm, open as open_error, Notification};
+pub use notification::{cease, code, fsm_error, open_error, Notification};
 pub use open::BGP_VERSION;
 pub use timers::OPEN_SENT_HOLD;
 

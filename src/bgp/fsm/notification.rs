@@ -34,12 +34,12 @@ impl Notification {
         Notification::new(code::CEASE, subcode)
     }
 
-    /// OPEN Message Error (code 2) with a subcode from [`open`].
+    /// OPEN Message Error (code 2) with a subcode from [`open_error`].
     pub fn open_error(subcode: u8) -> Notification {
         Notification::new(code::OPEN_MESSAGE, subcode)
     }
 
-    /// Finite State Machine Error (code 5) with an RFC 6608 subcode from [`fsm`].
+    /// Finite State Machine Error (code 5) with an RFC 6608 subcode from [`fsm_error`].
     pub fn fsm_error(subcode: u8) -> Notification {
         Notification::new(code::FSM, subcode)
     }
@@ -62,7 +62,7 @@ pub mod code {
 }
 
 /// OPEN Message Error subcodes (RFC 4271 §6.2, RFC 5492).
-pub mod open {
+pub mod open_error {
     /// Unsupported Version Number; data: the largest version we support, 2 octets.
     pub const UNSUPPORTED_VERSION: u8 = 1;
     /// Bad Peer AS.
@@ -78,7 +78,7 @@ pub mod open {
 }
 
 /// Finite State Machine Error subcodes (RFC 6608).
-pub mod fsm {
+pub mod fsm_error {
     /// Unspecified error.
     pub const UNSPECIFIED: u8 = 0;
     /// Receive Unexpected Message in OpenSent State.

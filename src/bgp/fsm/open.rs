@@ -3,7 +3,7 @@
 use std::cmp::Ordering;
 use std::time::Duration;
 
-use super::notification::open as sub;
+use super::notification::open_error as sub;
 use super::{Direction, FsmConfig, Negotiated, Notification, PeerOpen};
 
 /// The only BGP version we speak.

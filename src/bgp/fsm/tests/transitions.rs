@@ -104,7 +104,7 @@ fn keepalive_in_open_sent_is_an_fsm_error() {
     let a = h.ev(Event::Keepalive { conn: OUT0 });
     assert_eq!(
         notifications(&a),
-        vec![(OUT0, code::FSM, fsm::UNEXPECTED_IN_OPEN_SENT)]
+        vec![(OUT0, code::FSM, fsm_error::UNEXPECTED_IN_OPEN_SENT)]
     );
     assert_eq!(h.fsm.state(), State::Active);
     assert!(matches!(
@@ -125,7 +125,7 @@ fn update_in_open_confirm_is_an_fsm_error() {
     let a = h.ev(Event::Update { conn: OUT0 });
     assert_eq!(
         notifications(&a),
-        vec![(OUT0, code::FSM, fsm::UNEXPECTED_IN_OPEN_CONFIRM)]
+        vec![(OUT0, code::FSM, fsm_error::UNEXPECTED_IN_OPEN_CONFIRM)]
     );
     // Not Established, so no SessionDown.
     assert!(!a.iter().any(|x| matches!(x, Action::SessionDown { .. })));
@@ -138,7 +138,7 @@ fn open_in_established_is_an_fsm_error_and_takes_the_session_down() {
         conn: OUT0,
         open: peer_open(90),
     });
-    let n = Notification::fsm_error(fsm::UNEXPECTED_IN_ESTABLISHED);
+    let n = Notification::fsm_error(fsm_error::UNEXPECTED_IN_ESTABLISHED);
     assert_eq!(
         a,
         vec![
