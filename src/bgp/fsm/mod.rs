@@ -17,6 +17,28 @@
 //! [`Event::TcpAccepted`], and the machine takes it or refuses it (NOTIFICATION, Close).
 //! A connection the machine has closed is forgotten: later events naming it are ignored.
 //!
+//! ```
+//! use std::net::Ipv4Addr;
+//! use std::time::Duration;
+//! use ferrolb::bgp::fsm::{Action, Event, Fsm, FsmConfig, PeerOpen, State};
+//!
+//! let mut fsm = Fsm::new(FsmConfig::new(64500, Ipv4Addr::new(10, 0, 0, 1), 64001))?;
+//! let t = Duration::from_secs;
+//! let [Action::Connect { conn }] = fsm.handle(t(0), Event::ManualStart)[..] else {
+//!     unreachable!()
+//! };
+//! // The socket connected: send our OPEN.
+//! assert!(matches!(fsm.handle(t(1), Event::TcpConnected { conn })[..], [Action::SendOpen { .. }]));
+//! let open = PeerOpen { version: 4, asn: 64001, hold_time: 30, router_id: Ipv4Addr::new(10, 0, 0, 2) };
+//! fsm.handle(t(1), Event::Open { conn, open }); // -> SendKeepalive
+//! fsm.handle(t(1), Event::Keepalive { conn }); // -> SessionEstablished, AdvertiseAll
+//! assert_eq!(fsm.state(), State::Established);
+//! // Sleep until the next timer: our KEEPALIVE, a third of the negotiated 30 s.
+//! assert_eq!(fsm.next_deadline(), Some(t(11)));
+//! assert_eq!(fsm.on_timer(t(11)), vec![Action::SendKeepalive { conn }]);
+//! # Ok::<(), ferrolb::bgp::fsm::ConfigError>(())
+//! ```
+//!
 //! # Connections and collisions
 //!
 //! RFC 4271 runs one state machine per transport connection and resolves collisions between
