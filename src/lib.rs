@@ -5,6 +5,8 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+/// BGP mode: the wire codec, the session state machine, sessions and the speaker.
+pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod host;
