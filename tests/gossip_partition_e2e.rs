@@ -40,36 +40,7 @@ fn setup(prefix: &str, n: u8, l2: &str) -> (L2Lab, IpAddr, String) {
             l2: l2.to_string(),
         },
     );
-    for node in &l.nodes {
-        wait_for(
-            &format!("{} to see both other members", node.name),
-            Duration::from_secs(15),
-            || {
-                let up = node.daemon.log_text().matches("gossip member up").count();
-                if up >= 2 {
-                    Ok(())
-                } else {
-                    Err(format!("{up} members up"))
-                }
-            },
-        );
-    }
-    let endpoints: Vec<Ep<'_>> = NODES
-        .iter()
-        .map(|n| Ep {
-            node: n,
-            ready: true,
-        })
-        .collect();
-    apply_objects(
-        &l.api,
-        &[
-            l2_service("web", false, &[]),
-            endpoint_slice("web", false, &endpoints),
-        ],
-    );
-    let address =
-        common::e2e::wait_allocated(&l.api, &["web"], Duration::from_secs(30))["web"].ingress[0];
+    let address = common::gossip::gossip_web(&l);
     let owner = hash_owner(&NODES, address).to_string();
     let mac = l.wait_arp_answer(address, Duration::from_secs(20));
     assert_eq!(l.who(&mac), l.who(&l.node(&owner).mac), "the first owner");
