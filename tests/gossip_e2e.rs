@@ -10,6 +10,9 @@
 //! leaves and stops; requests lost are printed; (d) the next owner gets SIGUSR1 (drain): the
 //! last node takes over while the drained daemon keeps running.
 //!
+//! A second lab: one node reloads with another pool configuration; every daemon records a
+//! `ConfigMismatch` Warning Event on its own Node.
+//!
 //! Needs root (network namespaces), `ip`, `curl`, `/usr/bin/kubectl`, `arping` (Habets'),
 //! `ndisc6`, `tcpdump` and `python3`.
 
@@ -17,7 +20,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::gossip::gossip_web;
+use common::e2e::{events, EventView};
+use common::gossip::{gossip_web, wait_all_members_up};
 use common::l2::*;
 use common::netlab::*;
 use common::probe::{now, Probe, Timeouts};
@@ -169,4 +173,80 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
         .log_text()
         .contains("SIGUSR1: draining"));
     l.lab.kill(probe.proc);
+}
+
+/// Node `node`'s `ConfigMismatch` Events (on its Node, sent by its daemon).
+fn mismatch_events(l: &L2Lab, node: &str) -> Vec<EventView> {
+    events(&l.api)
+        .into_iter()
+        .filter(|e| e.reason == "ConfigMismatch" && e.object == node && e.host == node)
+        .collect()
+}
+
+/// The pool fingerprint of a configuration file's text, as gossip carries it.
+fn fingerprint(path: &std::path::Path, text: &str) -> String {
+    let loaded = ferrolb::config::load_str(&path.to_string_lossy(), text)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    ferrolb::membership::meta::fingerprint_hex(&ferrolb::membership::pool_fingerprint(
+        &loaded.config,
+    ))
+}
+
+#[test]
+fn a_different_pool_configuration_raises_a_config_mismatch_event_on_each_node() {
+    let l = L2Lab::start_with("flgcm", 63, true);
+    wait_all_members_up(&l);
+    for n in NODES {
+        let found = mismatch_events(&l, n);
+        assert!(found.is_empty(), "{n}: same configuration, yet {found:?}");
+    }
+
+    // node3 reloads with one more pool.
+    let node3 = l.node("node3");
+    let same = std::fs::read_to_string(&node3.config).expect("node3's configuration");
+    let other = format!(
+        "{same}\n[[pool]]\nname = \"extra\"\nmode = \"l2\"\naddresses = [\"{}/32\"]\nauto_assign = false\n",
+        l.net.v4(230)
+    );
+    std::fs::write(&node3.config, &other).expect("rewrite node3's configuration");
+    let (fp_same, fp_other) = (
+        fingerprint(&node3.config, &same),
+        fingerprint(&node3.config, &other),
+    );
+    assert_ne!(fp_same, fp_other);
+    l.lab.signal(node3.daemon.proc, "HUP");
+    l.lab.wait_for_log(
+        &node3.daemon,
+        "configuration reloaded",
+        Duration::from_secs(10),
+    );
+
+    let expected = [
+        ("node1", format!("({fp_same}) on node3 ({fp_other})")),
+        ("node2", format!("({fp_same}) on node3 ({fp_other})")),
+        (
+            "node3",
+            format!("({fp_other}) on node1 ({fp_same}), node2 ({fp_same})"),
+        ),
+    ];
+    for (node, needle) in &expected {
+        let event = wait_for(
+            &format!("a ConfigMismatch Event on Node {node}"),
+            Duration::from_secs(15),
+            || match mismatch_events(&l, node).as_slice() {
+                [e] => Ok(e.clone()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+        println!("{node}: {} {}", event.kind, event.message);
+        assert_eq!(event.kind, "Warning");
+        assert!(event.message.contains(needle.as_str()), "{node}: {event:?}");
+    }
+    // Gossip keeps changing the view (probes, claims); the Event is not recorded again.
+    std::thread::sleep(Duration::from_secs(2));
+    for (node, _) in &expected {
+        let counts: Vec<i64> = mismatch_events(&l, node).iter().map(|e| e.count).collect();
+        assert_eq!(counts, [1], "{node}: one Event, recorded once");
+    }
+    l.assert_daemons_running();
 }

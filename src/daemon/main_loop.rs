@@ -15,6 +15,7 @@ use super::{HANDOVER_TIMEOUT, RELEASE_TIMEOUT, REPLAN_EVERY};
 use crate::allocator::{self, Action};
 use crate::config::{LoadOptions, Loaded};
 use crate::host::notify;
+use crate::kube::events::EventRecorder;
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
 use crate::kube::reflector::Update;
 use crate::l2::L2Event;
@@ -75,6 +76,8 @@ pub(super) struct MainLoop {
     controller: Option<allocator::Controller>,
     gossip: Option<gossip::Gossip>,
     actions: mpsc::UnboundedSender<Action>,
+    /// Records Events on this node's Node (gossip's `ConfigMismatch`).
+    node_events: EventRecorder,
     /// Initial sync reported to systemd.
     ready: bool,
     /// Set by every change the plan depends on; cleared by re-planning, which waits until no
@@ -92,6 +95,7 @@ impl MainLoop {
         node: String,
         speaker: speaker::Speaker,
         actions: mpsc::UnboundedSender<Action>,
+        node_events: EventRecorder,
     ) -> MainLoop {
         MainLoop {
             opts,
@@ -102,6 +106,7 @@ impl MainLoop {
             controller: None,
             gossip: None,
             actions,
+            node_events,
             ready: false,
             replan: true,
             since_plan: 0,
@@ -242,7 +247,8 @@ impl MainLoop {
     async fn start_gossip_when_nodes_known(&mut self) -> Result<(), DaemonError> {
         let config = &self.current.config;
         if self.gossip.is_none() && config.cluster.enabled && self.state.nodes.synced() {
-            let g = gossip::Gossip::start(config, &self.node, &self.state.nodes).await?;
+            let events = self.node_events.clone();
+            let g = gossip::Gossip::start(config, &self.node, &self.state.nodes, events).await?;
             self.gossip = Some(g);
         }
         Ok(())

@@ -101,7 +101,8 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
     let speaker_events =
         EventRecorder::spawn(client.clone(), "ferrolb-speaker".into(), node.clone());
-    let (speaker, l2) = speaker::Speaker::start(&node, &loaded.config, speaker_events).await?;
+    let (speaker, l2) =
+        speaker::Speaker::start(&node, &loaded.config, speaker_events.clone()).await?;
     let (action_tx, action_rx) = mpsc::unbounded_channel::<Action>();
     tokio::spawn(writer::run(
         client.clone(),
@@ -119,7 +120,7 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         l2,
         leading,
     };
-    let mut main = MainLoop::new(opts, loaded, node, speaker, action_tx);
+    let mut main = MainLoop::new(opts, loaded, node, speaker, action_tx, speaker_events);
     while main.step(&mut inputs).await? == Flow::Continue {}
     main.shutdown(election, release_tx).await;
     Ok(())
