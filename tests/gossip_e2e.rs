@@ -32,7 +32,15 @@ fn node_of<'a>(l: &'a L2Lab, name: &str) -> &'a L2Node {
 
 #[test]
 fn gossip_failover_sticky_restart_and_planned_stop() {
-    let mut l = L2Lab::start_with("flgos", 61, true);
+    let mut l = L2Lab::start_opts(
+        "flgos",
+        61,
+        &L2Options {
+            gossip: true,
+            l2: "drain_grace = \"3s\"".into(),
+            ..L2Options::default()
+        },
+    );
     let address = gossip_web(&l);
     // Nobody claims it yet: the ranking decides.
     let first = hash_owner(&NODES, address).to_string();
@@ -149,7 +157,7 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
     );
 
     // (d) SIGUSR1 drains the owner: the last other node takes over; the drained daemon keeps
-    // running (it stops answering only after the 30 s grace, not waited for here).
+    // running and answering until its grace (`l2.drain_grace`, 3 s here) ends.
     let last = NODES
         .iter()
         .copied()
@@ -168,10 +176,28 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
         w.longest.as_millis()
     );
     assert!(l.lab.running(drained), "a drained daemon keeps running");
-    assert!(node_of(&l, &third)
-        .daemon
-        .log_text()
-        .contains("SIGUSR1: draining"));
+    let draining = node_of(&l, &third).daemon.log_text();
+    let line = draining
+        .lines()
+        .find(|l| l.contains("SIGUSR1: draining"))
+        .unwrap_or_default();
+    assert!(line.contains("grace=3s"), "{line:?}");
+    l.lab.wait_for_log(
+        &node_of(&l, &third).daemon,
+        "drain grace period over",
+        Duration::from_secs(15),
+    );
+    let macs = l.arping(address, 3, Duration::from_millis(400));
+    println!(
+        "(d) grace over: ARP replies from {:?}",
+        macs.iter().map(|m| l.who(m)).collect::<Vec<_>>()
+    );
+    assert!(
+        !macs.contains(&node_of(&l, &third).mac),
+        "the drained node went silent"
+    );
+    assert!(macs.contains(&node_of(&l, &last).mac), "{last} answers");
+    assert!(l.lab.running(drained), "a drained daemon keeps running");
     l.lab.kill(probe.proc);
 }
 

@@ -167,14 +167,16 @@ impl MainLoop {
         self.since_plan = 0;
     }
 
-    /// SIGUSR1: withdraw from candidacy and keep answering for the grace period.
+    /// SIGUSR1: withdraw from candidacy and keep answering for the grace period
+    /// (`l2.drain_grace`, as configured now).
     fn start_drain(&mut self) {
-        tracing::info!(grace_secs = super::DRAIN_GRACE.as_secs(), announced = self.speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
+        let grace = self.current.config.l2.drain_grace;
+        tracing::info!(grace = %humantime::format_duration(grace), announced = self.speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
         match self.gossip.as_mut() {
             Some(g) => g.withdraw(),
             None => tracing::warn!("draining without gossip: other nodes cannot know, so nobody takes the addresses over"),
         }
-        self.drain = Drain::Until(Instant::now() + super::DRAIN_GRACE);
+        self.drain = Drain::Until(Instant::now() + grace);
     }
 
     /// The drain's grace period is over: stop answering, claim nothing.

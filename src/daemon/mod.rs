@@ -16,7 +16,7 @@
 //! stop the daemon, releasing the Lease so another daemon takes over at once — with gossip,
 //! after withdrawing from candidacy and waiting (at most [`HANDOVER_TIMEOUT`]) until other
 //! members claim our addresses, answering meanwhile, then leaving the cluster. SIGUSR1
-//! drains: withdraw, keep answering for [`DRAIN_GRACE`], then stop answering (the daemon
+//! drains: withdraw, keep answering for `l2.drain_grace`, then stop answering (the daemon
 //! stays up, a member, until SIGTERM).
 
 mod gossip;
@@ -52,8 +52,6 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopping daemon keeps answering while waiting for others to claim its
 /// addresses (gossip on).
 pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a draining daemon (SIGUSR1) keeps answering after leaving the cluster.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
