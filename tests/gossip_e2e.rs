@@ -196,7 +196,7 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
         !macs.contains(&node_of(&l, &third).mac),
         "the drained node went silent"
     );
-    assert!(macs.contains(&node_of(&l, &last).mac), "{last} answers");
+    assert!(macs.contains(&node_of(&l, last).mac), "{last} answers");
     assert!(l.lab.running(drained), "a drained daemon keeps running");
     l.lab.kill(probe.proc);
 }
