@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use common::gossip::{converge, names, replies};
 use common::l2::*;
 use common::netlab::*;
 
@@ -38,6 +39,7 @@ fn setup(prefix: &str, n: u8, l2: &str) -> (L2Lab, IpAddr, String) {
             gossip: true,
             cluster_net: true,
             l2: l2.to_string(),
+            ..L2Options::default()
         },
     );
     let address = common::gossip::gossip_web(&l);
@@ -45,53 +47,6 @@ fn setup(prefix: &str, n: u8, l2: &str) -> (L2Lab, IpAddr, String) {
     let mac = l.wait_arp_answer(address, Duration::from_secs(20));
     assert_eq!(l.who(&mac), l.who(&l.node(&owner).mac), "the first owner");
     (l, address, owner)
-}
-
-/// Captures on the LAN while the client sends `requests` ARP requests for `address`; the MACs
-/// that replied to the client (every reply addressed to it).
-fn replies(l: &L2Lab, name: &str, address: IpAddr, requests: u32) -> BTreeSet<String> {
-    let capture = l.capture_arp(name);
-    for _ in 0..requests {
-        l.arping(address, 1, Duration::from_millis(400));
-    }
-    let frames = capture.stop();
-    let client = l.client_mac.clone();
-    senders(&frames, |f| f.is_reply_for(address) && f.dst == client)
-}
-
-/// The MACs named after their nodes.
-fn names(l: &L2Lab, macs: &BTreeSet<String>) -> Vec<String> {
-    macs.iter().map(|m| l.who(m)).collect()
-}
-
-/// Polls arping until `stable` consecutive requests in a row are each answered by exactly one
-/// MAC, the same one; returns it and how long after `since` the first of them was sent.
-fn converge(l: &L2Lab, address: IpAddr, since: Instant, stable: usize) -> (String, Duration) {
-    let mut run: Vec<(Instant, String)> = Vec::new();
-    wait_for(
-        "exactly one MAC answering, several times in a row",
-        Duration::from_secs(20),
-        || {
-            let t = Instant::now();
-            let macs: BTreeSet<String> = l
-                .arping(address, 1, Duration::from_millis(400))
-                .into_iter()
-                .collect();
-            match macs.iter().next() {
-                Some(mac) if macs.len() == 1 => {
-                    if run.last().is_some_and(|(_, m)| m != mac) {
-                        run.clear();
-                    }
-                    run.push((t, mac.clone()));
-                }
-                _ => run.clear(),
-            }
-            match run.first() {
-                Some((t0, mac)) if run.len() >= stable => Ok((mac.clone(), *t0 - since)),
-                _ => Err(format!("{} in a row; last {macs:?}", run.len())),
-            }
-        },
-    )
 }
 
 #[test]
