@@ -26,7 +26,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::time::Duration;
 
-use common::e2e::*;
+use common::gossip::*;
 use common::l2::*;
 use common::netlab::*;
 use ferrolb::config::JoinAddress;
@@ -99,40 +99,7 @@ fn forged_gossip_packets_never_change_membership() {
         .iter()
         .map(|n| SocketAddr::from((n.host.ipv4, 7946)))
         .collect();
-    wait_for(
-        "every node sees both others",
-        Duration::from_secs(30),
-        || {
-            let up: Vec<usize> = l
-                .nodes
-                .iter()
-                .map(|n| n.daemon.log_text().matches("gossip member up").count())
-                .collect();
-            if up.iter().all(|&u| u >= 2) {
-                Ok(())
-            } else {
-                Err(format!("members up per node: {up:?}"))
-            }
-        },
-    );
-    apply_objects(
-        &l.api,
-        &[
-            l2_service("web", false, &["IPv4"]),
-            endpoint_slice(
-                "web",
-                false,
-                &NODES
-                    .iter()
-                    .map(|n| Ep {
-                        node: n,
-                        ready: true,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-        ],
-    );
-    let address = wait_allocated(&l.api, &["web"], Duration::from_secs(30))["web"].ingress[0];
+    let address = gossip_web(&l);
     let owner = l.wait_arp_answer(address, Duration::from_secs(20));
     // Let the daemons settle (the claim gossiped, the view steady) before counting.
     std::thread::sleep(Duration::from_secs(2));
