@@ -23,6 +23,6 @@ cp packaging/rpm/preun packaging/rpm/postun "$out/rpm/"
 chmod 755 "$out"/debian/*
 
 cargo build --release --locked --bin ferrolb
-cargo deb --no-build --no-strip
+cargo deb --no-build
 cargo generate-rpm
 ls -l target/debian/*.deb target/generate-rpm/*.rpm
