@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
+pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod host;

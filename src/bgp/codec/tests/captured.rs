@@ -1,0 +1,1 @@
+//! Messages captured from real speakers.

@@ -1,0 +1,505 @@
+//! UPDATE (RFC 4271 §4.3) with MP_REACH_NLRI / MP_UNREACH_NLRI for IPv6 unicast (RFC 4760),
+//! and its error handling: RFC 4271 §6.3 as revised by RFC 7606.
+//!
+//! ```text
+//! +-----------------------------------------------------+
+//! |   Withdrawn Routes Length (2 octets)                |
+//! |   Withdrawn Routes (variable)                       |
+//! |   Total Path Attribute Length (2 octets)            |
+//! |   Path Attributes (variable)                        |
+//! |   Network Layer Reachability Information (variable) |
+//! +-----------------------------------------------------+
+//! ```
+//!
+//! Error handling, in short: a field whose routes cannot be parsed (withdrawn routes, NLRI,
+//! the NLRI inside MP_REACH/MP_UNREACH), lengths that do not add up, a repeated MP attribute
+//! or an unrecognized well-known attribute reset the session. A malformed ORIGIN, AS_PATH,
+//! NEXT_HOP, MED, LOCAL_PREF, COMMUNITIES or LARGE_COMMUNITY, wrong flags on a known
+//! attribute, a missing mandatory attribute, or attributes that overrun their field make
+//! the UPDATE "treat-as-withdraw". A malformed ATOMIC_AGGREGATE, AGGREGATOR or AS4_* and
+//! every repeat of an attribute but the first are discarded.
+
+use std::net::Ipv6Addr;
+
+use bytes::{BufMut, BytesMut};
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use super::attributes::{
+    code, decode_communities, decode_large_communities, expected_flags, put_attribute, Aggregator,
+    AsPath, Origin, PathAttributes, RawAttribute, EXTENDED_LENGTH, OPTIONAL, TRANSITIVE,
+};
+use super::error::{DecodeError, EncodeError};
+use super::notification::{ErrorCode, Notification, UpdateSubcode};
+use super::open::{AfiSafi, AS_TRANS};
+use super::prefix;
+use super::reader::Reader;
+use super::Context;
+
+/// The route families this speaker carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 unicast: NLRI and withdrawn routes fields.
+    Ipv4Unicast,
+    /// IPv6 unicast: MP_REACH_NLRI / MP_UNREACH_NLRI.
+    Ipv6Unicast,
+}
+
+impl Family {
+    /// The AFI/SAFI numbers.
+    pub fn afi_safi(self) -> AfiSafi {
+        match self {
+            Self::Ipv4Unicast => AfiSafi::IPV4_UNICAST,
+            Self::Ipv6Unicast => AfiSafi::IPV6_UNICAST,
+        }
+    }
+}
+
+/// MP_REACH_NLRI for IPv6 unicast: reachable IPv6 prefixes and their next hop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Ipv6Reach {
+    /// Global next hop.
+    pub next_hop: Ipv6Addr,
+    /// Link-local next hop (RFC 2545), sent when the peer is on the same link.
+    pub link_local: Option<Ipv6Addr>,
+    /// Announced prefixes.
+    pub nlri: Vec<Ipv6Net>,
+}
+
+/// MP_UNREACH_NLRI for IPv6 unicast. An empty one alone in an UPDATE is the IPv6 End-of-RIB
+/// marker (RFC 4724).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Ipv6Unreach {
+    /// Withdrawn prefixes.
+    pub withdrawn: Vec<Ipv6Net>,
+}
+
+/// An UPDATE message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct Update {
+    /// Withdrawn IPv4 prefixes.
+    pub withdrawn: Vec<Ipv4Net>,
+    /// Path attributes of the announced routes (IPv4 and IPv6).
+    pub attributes: PathAttributes,
+    /// IPv6 announcements (MP_REACH_NLRI).
+    pub mp_reach: Option<Ipv6Reach>,
+    /// IPv6 withdrawals (MP_UNREACH_NLRI).
+    pub mp_unreach: Option<Ipv6Unreach>,
+    /// Announced IPv4 prefixes.
+    pub nlri: Vec<Ipv4Net>,
+    /// Type codes of attributes dropped while decoding (RFC 7606 attribute-discard, repeats,
+    /// unrecognized non-transitive ones, MP attributes of families we do not carry).
+    /// Informational; never encoded.
+    pub discarded: Vec<u8>,
+}
+
+impl Update {
+    /// The End-of-RIB marker for a family (RFC 4724 §2).
+    pub fn end_of_rib(family: Family) -> Self {
+        match family {
+            Family::Ipv4Unicast => Self::default(),
+            Family::Ipv6Unicast => Self {
+                mp_unreach: Some(Ipv6Unreach::default()),
+                ..Self::default()
+            },
+        }
+    }
+
+    /// Which family's End-of-RIB marker this is, if it is one.
+    pub fn end_of_rib_family(&self) -> Option<Family> {
+        let no_routes = self.withdrawn.is_empty()
+            && self.nlri.is_empty()
+            && self.mp_reach.is_none()
+            && self.attributes == PathAttributes::default();
+        match &self.mp_unreach {
+            None if no_routes => Some(Family::Ipv4Unicast),
+            Some(u) if no_routes && u.withdrawn.is_empty() => Some(Family::Ipv6Unicast),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn encode_body(&self, out: &mut BytesMut, ctx: &Context) -> Result<(), EncodeError> {
+        let mut withdrawn = BytesMut::new();
+        for net in &self.withdrawn {
+            prefix::put_v4(&mut withdrawn, net);
+        }
+        let mut attrs = BytesMut::new();
+        self.attributes.encode_head(&mut attrs, ctx.four_octet_as)?;
+        if let Some(reach) = &self.mp_reach {
+            let mut v = BytesMut::new();
+            v.put_u16(AfiSafi::IPV6_UNICAST.afi);
+            v.put_u8(AfiSafi::IPV6_UNICAST.safi);
+            v.put_u8(if reach.link_local.is_some() { 32 } else { 16 });
+            v.put_slice(&reach.next_hop.octets());
+            if let Some(ll) = reach.link_local {
+                v.put_slice(&ll.octets());
+            }
+            v.put_u8(0);
+            for net in &reach.nlri {
+                prefix::put_v6(&mut v, net);
+            }
+            put_attribute(&mut attrs, OPTIONAL, code::MP_REACH_NLRI, &v)?;
+        }
+        if let Some(unreach) = &self.mp_unreach {
+            let mut v = BytesMut::new();
+            v.put_u16(AfiSafi::IPV6_UNICAST.afi);
+            v.put_u8(AfiSafi::IPV6_UNICAST.safi);
+            for net in &unreach.withdrawn {
+                prefix::put_v6(&mut v, net);
+            }
+            put_attribute(&mut attrs, OPTIONAL, code::MP_UNREACH_NLRI, &v)?;
+        }
+        self.attributes.encode_tail(&mut attrs, ctx.four_octet_as)?;
+        let field_len = |what, len: usize| {
+            u16::try_from(len).map_err(|_| EncodeError::TooLong {
+                what,
+                len,
+                max: usize::from(u16::MAX),
+            })
+        };
+        out.put_u16(field_len("withdrawn routes", withdrawn.len())?);
+        out.put_slice(&withdrawn);
+        out.put_u16(field_len("path attributes", attrs.len())?);
+        out.put_slice(&attrs);
+        for net in &self.nlri {
+            prefix::put_v4(out, net);
+        }
+        Ok(())
+    }
+
+    /// Every route this UPDATE carries, as an UPDATE that only withdraws them.
+    fn as_withdraw(&self) -> Update {
+        let mut v6: Vec<Ipv6Net> = self.mp_reach.iter().flat_map(|r| r.nlri.clone()).collect();
+        v6.extend(
+            self.mp_unreach
+                .iter()
+                .flat_map(|u| u.withdrawn.iter().copied()),
+        );
+        let has_v6 = self.mp_reach.is_some() || self.mp_unreach.is_some();
+        Update {
+            withdrawn: self.withdrawn.iter().chain(&self.nlri).copied().collect(),
+            mp_unreach: has_v6.then_some(Ipv6Unreach { withdrawn: v6 }),
+            ..Update::default()
+        }
+    }
+}
+
+fn update_error(subcode: UpdateSubcode, data: &[u8]) -> Notification {
+    Notification::new(ErrorCode::Update(subcode), data)
+}
+
+/// What RFC 7606 says to do with one bad attribute.
+enum Fault {
+    Withdraw(String),
+    Discard,
+    Reset(DecodeError),
+}
+
+/// State gathered while walking the attributes.
+#[derive(Default)]
+struct Walk {
+    update: Update,
+    withdraw: Option<String>,
+    as4_path: Option<AsPath>,
+    as4_aggregator: Option<Aggregator>,
+}
+
+/// Decodes an UPDATE body (the header already checked).
+pub(crate) fn decode_body(body: &[u8], ctx: &Context) -> Result<Update, DecodeError> {
+    let mut r = Reader::new(body);
+    let fields = (|| {
+        let withdrawn_len = r.u16()?;
+        let withdrawn = r.take(usize::from(withdrawn_len))?;
+        let attrs_len = r.u16()?;
+        let attrs = r.take(usize::from(attrs_len))?;
+        Some((withdrawn, attrs, r.rest()))
+    })();
+    let Some((withdrawn, attrs, nlri)) = fields else {
+        return Err(DecodeError::reset(
+            "withdrawn routes or path attribute length exceeds the message",
+            update_error(UpdateSubcode::MalformedAttributeList, &[]),
+        ));
+    };
+    let invalid_network = |what: &str| {
+        DecodeError::reset(
+            format!("malformed prefix in {what}"),
+            update_error(UpdateSubcode::InvalidNetworkField, &[]),
+        )
+    };
+    let mut walk = Walk::default();
+    walk.update.withdrawn =
+        prefix::decode_v4(withdrawn).ok_or_else(|| invalid_network("withdrawn routes"))?;
+    walk.update.nlri = prefix::decode_v4(nlri).ok_or_else(|| invalid_network("NLRI"))?;
+
+    walk_attributes(&mut walk, attrs, ctx)?;
+    let Walk {
+        mut update,
+        mut withdraw,
+        as4_path,
+        as4_aggregator,
+    } = walk;
+
+    if !ctx.four_octet_as {
+        merge_as4(&mut update.attributes, as4_path, as4_aggregator);
+    }
+    if withdraw.is_none() {
+        withdraw = missing_mandatory(&update);
+    }
+    match withdraw {
+        Some(detail) => Err(DecodeError::TreatAsWithdraw {
+            detail,
+            withdraw: Box::new(update.as_withdraw()),
+        }),
+        None => Ok(update),
+    }
+}
+
+/// RFC 7606 §3 d: ORIGIN and AS_PATH with any announcement, NEXT_HOP with IPv4 NLRI.
+fn missing_mandatory(u: &Update) -> Option<String> {
+    let a = &u.attributes;
+    let announces = !u.nlri.is_empty() || u.mp_reach.as_ref().is_some_and(|r| !r.nlri.is_empty());
+    let missing = if !announces {
+        None
+    } else if a.origin.is_none() {
+        Some("ORIGIN")
+    } else if a.as_path.is_none() {
+        Some("AS_PATH")
+    } else if !u.nlri.is_empty() && a.next_hop.is_none() {
+        Some("NEXT_HOP")
+    } else {
+        None
+    };
+    missing.map(|m| format!("mandatory attribute {m} missing"))
+}
+
+/// RFC 6793 §4.2.3, for a session without 4-octet AS: an AGGREGATOR with a real 2-octet AS
+/// means the AS4 attributes are stale and ignored; otherwise they complete the 2-octet ones.
+fn merge_as4(attrs: &mut PathAttributes, as4_path: Option<AsPath>, as4_agg: Option<Aggregator>) {
+    if let Some(agg) = &mut attrs.aggregator {
+        if agg.asn != u32::from(AS_TRANS) {
+            return;
+        }
+        if let Some(as4) = as4_agg {
+            *agg = as4;
+        }
+    }
+    if let (Some(path), Some(as4)) = (&mut attrs.as_path, as4_path) {
+        *path = std::mem::take(path).merge_as4(as4);
+    }
+}
+
+fn walk_attributes(walk: &mut Walk, field: &[u8], ctx: &Context) -> Result<(), DecodeError> {
+    let mut r = Reader::new(field);
+    let mut seen = [false; 256];
+    while !r.is_empty() {
+        let start = r.clone();
+        let header = (|| {
+            let flags = r.u8()?;
+            let type_code = r.u8()?;
+            let len = if flags & EXTENDED_LENGTH != 0 {
+                r.u16()?
+            } else {
+                u16::from(r.u8()?)
+            };
+            Some((flags, type_code, r.take(usize::from(len))?))
+        })();
+        // RFC 7606 §4: an attribute overrunning the field, or a tail too short for a header.
+        let Some((flags, type_code, value)) = header else {
+            walk.withdraw
+                .get_or_insert_with(|| "path attributes overrun their field".to_owned());
+            return Ok(());
+        };
+        let whole = start
+            .clone()
+            .take(start.remaining() - r.remaining())
+            .unwrap_or_default();
+        if std::mem::replace(&mut seen[usize::from(type_code)], true) {
+            // RFC 7606 §3 g: a repeated MP attribute is fatal, any other repeat is dropped.
+            if matches!(type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
+                return Err(DecodeError::reset(
+                    format!("attribute {type_code} repeated"),
+                    update_error(UpdateSubcode::MalformedAttributeList, &[]),
+                ));
+            }
+            walk.update.discarded.push(type_code);
+            continue;
+        }
+        match attribute(walk, flags, type_code, value, whole, ctx) {
+            Ok(()) => {}
+            Err(Fault::Withdraw(detail)) => {
+                walk.withdraw.get_or_insert(detail);
+            }
+            Err(Fault::Discard) => walk.update.discarded.push(type_code),
+            Err(Fault::Reset(e)) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one attribute into `walk`.
+fn attribute(
+    walk: &mut Walk,
+    flags: u8,
+    type_code: u8,
+    value: &[u8],
+    whole: &[u8],
+    ctx: &Context,
+) -> Result<(), Fault> {
+    let Some(expected) = expected_flags(type_code) else {
+        return unknown(walk, flags, type_code, value, whole);
+    };
+    if flags & (OPTIONAL | TRANSITIVE) != expected {
+        if matches!(type_code, code::MP_REACH_NLRI | code::MP_UNREACH_NLRI) {
+            return Err(Fault::Reset(DecodeError::reset(
+                format!("attribute {type_code} with flags {flags:#04x}"),
+                update_error(UpdateSubcode::AttributeFlagsError, whole),
+            )));
+        }
+        return Err(Fault::Withdraw(format!(
+            "attribute {type_code} with flags {flags:#04x}"
+        )));
+    }
+    let malformed =
+        |name: &str| Fault::Withdraw(format!("malformed {name} ({} octets)", value.len()));
+    let four = |v: &[u8]| -> Option<u32> {
+        let mut r = Reader::new(v);
+        r.u32().filter(|_| r.is_empty())
+    };
+    let a = &mut walk.update.attributes;
+    match type_code {
+        code::ORIGIN => match value {
+            [o] => a.origin = Some(Origin::from_wire(*o).ok_or_else(|| malformed("ORIGIN"))?),
+            _ => return Err(malformed("ORIGIN")),
+        },
+        code::AS_PATH => {
+            a.as_path =
+                Some(AsPath::decode(value, ctx.four_octet_as).ok_or_else(|| malformed("AS_PATH"))?);
+        }
+        code::NEXT_HOP => {
+            let mut r = Reader::new(value);
+            a.next_hop = Some(
+                r.ipv4()
+                    .filter(|_| r.is_empty())
+                    .ok_or_else(|| malformed("NEXT_HOP"))?,
+            );
+        }
+        code::MED => a.med = Some(four(value).ok_or_else(|| malformed("MULTI_EXIT_DISC"))?),
+        code::LOCAL_PREF => {
+            a.local_pref = Some(four(value).ok_or_else(|| malformed("LOCAL_PREF"))?)
+        }
+        code::ATOMIC_AGGREGATE if value.is_empty() => a.atomic_aggregate = true,
+        code::ATOMIC_AGGREGATE => return Err(Fault::Discard),
+        code::AGGREGATOR => {
+            a.aggregator =
+                Some(Aggregator::decode(value, ctx.four_octet_as).ok_or(Fault::Discard)?);
+        }
+        code::COMMUNITIES => {
+            a.communities = decode_communities(value).ok_or_else(|| malformed("COMMUNITIES"))?;
+        }
+        code::LARGE_COMMUNITIES => {
+            a.large_communities =
+                decode_large_communities(value).ok_or_else(|| malformed("LARGE_COMMUNITY"))?;
+        }
+        // RFC 6793 §4.2.1/§6: ignored between two 4-octet speakers, discarded when malformed.
+        code::AS4_PATH if ctx.four_octet_as => return Err(Fault::Discard),
+        code::AS4_PATH => walk.as4_path = Some(AsPath::decode(value, true).ok_or(Fault::Discard)?),
+        code::AS4_AGGREGATOR if ctx.four_octet_as => return Err(Fault::Discard),
+        code::AS4_AGGREGATOR => {
+            walk.as4_aggregator = Some(Aggregator::decode(value, true).ok_or(Fault::Discard)?);
+        }
+        code::MP_REACH_NLRI => mp_reach(walk, value, whole)?,
+        code::MP_UNREACH_NLRI => mp_unreach(walk, value, whole)?,
+        _ => return unknown(walk, flags, type_code, value, whole),
+    }
+    Ok(())
+}
+
+/// An attribute this codec does not know (RFC 4271 §5/§6.3).
+fn unknown(
+    walk: &mut Walk,
+    flags: u8,
+    type_code: u8,
+    value: &[u8],
+    whole: &[u8],
+) -> Result<(), Fault> {
+    if flags & OPTIONAL == 0 {
+        return Err(Fault::Reset(DecodeError::reset(
+            format!("unrecognized well-known attribute {type_code}"),
+            update_error(UpdateSubcode::UnrecognizedWellKnownAttribute, whole),
+        )));
+    }
+    if flags & TRANSITIVE == 0 {
+        // Unrecognized optional non-transitive: quietly ignored.
+        return Err(Fault::Discard);
+    }
+    walk.update.attributes.other.push(RawAttribute {
+        flags: flags & !EXTENDED_LENGTH,
+        type_code,
+        value: value.to_vec(),
+    });
+    Ok(())
+}
+
+fn mp_error(detail: &str, whole: &[u8]) -> Fault {
+    Fault::Reset(DecodeError::reset(
+        detail.to_owned(),
+        update_error(UpdateSubcode::OptionalAttributeError, whole),
+    ))
+}
+
+/// MP_REACH_NLRI: if its NLRI cannot be parsed no remedy short of a reset exists
+/// (RFC 7606 §5.3); a bad next hop with parseable NLRI is treat-as-withdraw.
+fn mp_reach(walk: &mut Walk, value: &[u8], whole: &[u8]) -> Result<(), Fault> {
+    let mut r = Reader::new(value);
+    let parts = (|| {
+        let afi = r.u16()?;
+        let safi = r.u8()?;
+        let nh_len = r.u8()?;
+        let nh = r.take(usize::from(nh_len))?;
+        let _reserved = r.u8()?;
+        Some((AfiSafi { afi, safi }, nh, r.rest()))
+    })();
+    let Some((family, nh, nlri)) = parts else {
+        return Err(mp_error("MP_REACH_NLRI truncated", whole));
+    };
+    if family != AfiSafi::IPV6_UNICAST {
+        // RFC 4760 §7 lets a speaker ignore families it did not negotiate; we only carry
+        // IPv6 unicast through MP attributes.
+        return Err(Fault::Discard);
+    }
+    let nlri = prefix::decode_v6(nlri)
+        .ok_or_else(|| mp_error("malformed prefix in MP_REACH_NLRI", whole))?;
+    let mut nr = Reader::new(nh);
+    let next_hop = match nh.len() {
+        16 => nr.ipv6().map(|g| (g, None)),
+        32 => nr.ipv6().zip(nr.ipv6()).map(|(g, l)| (g, Some(l))),
+        _ => None,
+    };
+    let fault = match next_hop {
+        Some(_) => None,
+        None => Some(Fault::Withdraw(format!(
+            "MP_REACH_NLRI next hop of {} octets",
+            nh.len()
+        ))),
+    };
+    let (next_hop, link_local) = next_hop.unwrap_or((Ipv6Addr::UNSPECIFIED, None));
+    walk.update.mp_reach = Some(Ipv6Reach {
+        next_hop,
+        link_local,
+        nlri,
+    });
+    fault.map_or(Ok(()), Err)
+}
+
+fn mp_unreach(walk: &mut Walk, value: &[u8], whole: &[u8]) -> Result<(), Fault> {
+    let mut r = Reader::new(value);
+    let (Some(afi), Some(safi)) = (r.u16(), r.u8()) else {
+        return Err(mp_error("MP_UNREACH_NLRI truncated", whole));
+    };
+    if (AfiSafi { afi, safi }) != AfiSafi::IPV6_UNICAST {
+        return Err(Fault::Discard);
+    }
+    let withdrawn = prefix::decode_v6(r.rest())
+        .ok_or_else(|| mp_error("malformed prefix in MP_UNREACH_NLRI", whole))?;
+    walk.update.mp_unreach = Some(Ipv6Unreach { withdrawn });
+    Ok(())
+}
