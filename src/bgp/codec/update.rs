@@ -109,7 +109,8 @@ impl Update {
         let no_routes = self.withdrawn.is_empty()
             && self.nlri.is_empty()
             && self.mp_reach.is_none()
-            && self.attributes == PathAttributes::default();
+            && self.attributes == PathAttributes::default()
+            && self.discarded.is_empty();
         match &self.mp_unreach {
             None if no_routes => Some(Family::Ipv4Unicast),
             Some(u) if no_routes && u.withdrawn.is_empty() => Some(Family::Ipv6Unicast),
@@ -353,6 +354,13 @@ fn attribute(
                 format!("attribute {type_code} with flags {flags:#04x}"),
                 update_error(UpdateSubcode::AttributeFlagsError, whole),
             )));
+        }
+        // RFC 7606 §3 c: handled like a length error of the same attribute.
+        if matches!(
+            type_code,
+            code::ATOMIC_AGGREGATE | code::AGGREGATOR | code::AS4_PATH | code::AS4_AGGREGATOR
+        ) {
+            return Err(Fault::Discard);
         }
         return Err(Fault::Withdraw(format!(
             "attribute {type_code} with flags {flags:#04x}"

@@ -346,12 +346,14 @@ fn repeats_and_bad_discardable_attributes_are_dropped() {
         0x40, 6, 1, 0, // ATOMIC_AGGREGATE with a value: dropped
         0xc0, 7, 5, 0, 0, 0, 0, 0, // AGGREGATOR of 5 octets: dropped
         0x40, 1, 1, 2, // ORIGIN again: dropped
+        0x80, 18, 8, 0, 0, 0, 1, 1, 2, 3,
+        4, // AS4_AGGREGATOR: ignored between 4-octet speakers
     ]);
     let u = update(&nlri_update(&attrs));
     assert_eq!(u.attributes.med, Some(7));
     assert_eq!(u.attributes.origin, Some(Origin::Igp));
     assert!(!u.attributes.atomic_aggregate && u.attributes.aggregator.is_none());
-    assert_eq!(u.discarded, vec![4, 6, 7, 1]);
+    assert_eq!(u.discarded, vec![4, 6, 7, 1, 18]);
     assert_eq!(
         u.nlri,
         vec!["198.51.100.10/32".parse::<ipnet::Ipv4Net>().unwrap()]
@@ -414,4 +416,13 @@ fn encoding_refuses_what_the_wire_cannot_carry() {
         Message::Open(gr).encode(&CTX4),
         Err(EncodeError::Invalid(_))
     ));
+}
+
+#[test]
+fn wrong_flags_on_a_discardable_attribute_discard_it() {
+    let agg = [0x40, 7, 6, 0, 100, 1, 2, 3, 4]; // AGGREGATOR marked well-known
+    let Ok(Message::Update(u)) = decode(&nlri_update(&with_mandatory(&agg)), &CTX4) else {
+        panic!("not an UPDATE");
+    };
+    assert_eq!((u.attributes.aggregator, u.discarded), (None, vec![7]));
 }
