@@ -12,7 +12,7 @@ const OPEN: &str = concat!(
     "010104000200014104fa56ea01400a007800010100000201000506000100010002"
 );
 
-const KEEPALIVE: &str = concat!("ffffffffffffffffffffffffffffffff001304");
+const KEEPALIVE: &str = "ffffffffffffffffffffffffffffffff001304";
 
 const UPDATE_V4_A: &str = concat!(
     "ffffffffffffffffffffffffffffffff004d0200000031400101024002060201fa56ea01400304c000020180",
@@ -29,7 +29,7 @@ const UPDATE_V6: &str = concat!(
     "0e260002011020010db8000000000000000000000001008020010db8000000000000000000000010"
 );
 
-const WITHDRAW_V4: &str = concat!("ffffffffffffffffffffffffffffffff001c02000520c633640a0000");
+const WITHDRAW_V4: &str = "ffffffffffffffffffffffffffffffff001c02000520c633640a0000";
 
 const WITHDRAW_V6: &str = concat!(
     "ffffffffffffffffffffffffffffffff002e0200000017800f140002018020010db800000000000000000000",

@@ -50,7 +50,7 @@ fn attributes() -> impl Strategy<Value = PathAttributes> {
     let raw = (any::<u8>(), any::<bool>(), vec(any::<u8>(), 0..300)).prop_filter_map(
         "known code",
         |(type_code, partial, value)| {
-            (!KNOWN.contains(&type_code)).then(|| RawAttribute {
+            (!KNOWN.contains(&type_code)).then_some(RawAttribute {
                 flags: 0xc0 | if partial { 0x20 } else { 0 },
                 type_code,
                 value,
