@@ -25,6 +25,7 @@
 //! eBGP peer is decoded, and ignoring it (RFC 7606 §7.5) is the session's job.
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod as_path;
 mod attributes;
 mod error;
 mod notification;
@@ -39,10 +40,8 @@ mod tests;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-pub use attributes::{
-    Aggregator, AsPath, AsSegment, Community, LargeCommunity, Origin, PathAttributes, RawAttribute,
-    SegmentKind,
-};
+pub use as_path::{AsPath, AsSegment, SegmentKind};
+pub use attributes::{Aggregator, Community, LargeCommunity, Origin, PathAttributes, RawAttribute};
 pub use error::{DecodeError, EncodeError};
 pub use notification::{
     CeaseSubcode, ErrorCode, FsmSubcode, HeaderSubcode, Notification, OpenSubcode,
