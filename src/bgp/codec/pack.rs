@@ -1,7 +1,8 @@
 //! Packing many prefixes that share attributes into as few UPDATEs as the size limit allows
 //! (4096 octets, or 65535 with extended messages): IPv4 in the NLRI / withdrawn routes
 //! fields, IPv6 in MP_REACH_NLRI / MP_UNREACH_NLRI. MetalLB sends one UPDATE per prefix;
-//! 10,000 /32s fit in about 25 UPDATEs this way.
+//! here 10,000 /32s with ORIGIN, AS_PATH, NEXT_HOP, MED and two communities take 13 UPDATEs
+//! (804 prefixes each; 1 with extended messages), 1,000 /128s take 5.
 //!
 //! Each message is built as an [`Update`] and encoded by the ordinary encoder, so packing can
 //! never produce something the decoder would not read back; the arithmetic here only decides
