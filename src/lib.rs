@@ -5,7 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod allocator;
-/// BGP-4: the wire codec and session state machine (pure), the sessions and the speaker.
+/// BGP mode: the wire codec, the session state machine, sessions and the speaker.
 pub mod bgp;
 pub mod config;
 pub mod daemon;

@@ -10,126 +10,21 @@
 //! leaves and stops; requests lost are printed; (d) the next owner gets SIGUSR1 (drain): the
 //! last node takes over while the drained daemon keeps running.
 //!
+//! A second lab: one node reloads with another pool configuration; every daemon records a
+//! `ConfigMismatch` Warning Event on its own Node.
+//!
 //! Needs root (network namespaces), `ip`, `curl`, `/usr/bin/kubectl`, `arping` (Habets'),
 //! `ndisc6`, `tcpdump` and `python3`.
 
 mod common;
 
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use common::e2e::*;
+use common::e2e::{events, EventView};
+use common::gossip::{gossip_web, wait_all_members_up};
 use common::l2::*;
 use common::netlab::*;
-
-/// An HTTP request over a new TCP connection every 10 ms (200 ms to connect, 300 ms to read
-/// the answer), one line per attempt: `<unix time> <node name, or - and the error>`. (HTTP, because the
-/// responder answers a silent connection only after 200 ms.)
-const PROBE: &str = r#"
-import socket, sys, time
-address, out = sys.argv[1], open(sys.argv[2], "a", buffering=1)
-while True:
-    t = time.time()
-    try:
-        s = socket.create_connection((address, 80), timeout=0.2)
-        s.settimeout(0.3)
-        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        lines = data.decode().strip().splitlines()
-        who = lines[-1].strip() if data.startswith(b"HTTP/1") and lines else "-"
-    except Exception as e:
-        who = "-" + type(e).__name__
-    out.write(f"{t:.3f} {who}\n")
-    time.sleep(max(0.0, 0.01 - (time.time() - t)))
-"#;
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-}
-
-/// The client's probe loop and its record.
-struct Probe {
-    file: PathBuf,
-    proc: Proc,
-}
-
-impl Probe {
-    fn start(l: &L2Lab, address: IpAddr) -> Probe {
-        let file = l.lab.path("probe.txt");
-        let log = l.lab.path("probe.log");
-        let args = ["-c", PROBE, &address.to_string(), &file.to_string_lossy()];
-        let proc = l.lab.spawn(&l.client.ns, "python3", &args, &log);
-        Probe { file, proc }
-    }
-
-    /// The samples (time, answering node or `None`) taken at or after `since`.
-    fn samples(&self, since: f64) -> Vec<(f64, Option<String>)> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| {
-                let (t, who) = line.split_once(' ')?;
-                let t: f64 = t.parse().ok()?;
-                (t >= since).then(|| (t, (!who.starts_with('-')).then(|| who.to_string())))
-            })
-            .collect()
-    }
-
-    /// Waits until a sample after `since` is answered by a node other than `not`; its name.
-    fn wait_answer(&self, since: f64, not: Option<&str>, timeout: Duration) -> String {
-        wait_for(
-            &format!("an answer from a node other than {not:?}"),
-            timeout,
-            || {
-                let s = self.samples(since);
-                s.iter()
-                    .filter_map(|(_, who)| who.clone())
-                    .find(|who| Some(who.as_str()) != not)
-                    .ok_or_else(|| format!("{} samples, last {:?}", s.len(), s.last()))
-            },
-        )
-    }
-
-    /// Why the attempts after `since` failed (`-ConnectionResetError`, …).
-    fn errors(&self, since: f64) -> Vec<String> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| {
-                let (t, who) = line.split_once(' ')?;
-                (t.parse::<f64>().ok()? >= since && who.starts_with('-')).then(|| who.to_string())
-            })
-            .collect()
-    }
-
-    /// The longest time without an answer after `since` (counting from `since`), and how
-    /// many attempts failed.
-    fn gap(&self, since: f64) -> (Duration, usize) {
-        let s = self.samples(since);
-        let mut last = since;
-        let mut gap: f64 = 0.0;
-        let mut lost = 0;
-        for (t, who) in &s {
-            if who.is_some() {
-                gap = gap.max(t - last);
-                last = *t;
-            } else {
-                lost += 1;
-            }
-        }
-        (Duration::from_secs_f64(gap), lost)
-    }
-}
+use common::probe::{now, Probe, Timeouts};
 
 fn node_of<'a>(l: &'a L2Lab, name: &str) -> &'a L2Node {
     l.node(name)
@@ -137,40 +32,19 @@ fn node_of<'a>(l: &'a L2Lab, name: &str) -> &'a L2Node {
 
 #[test]
 fn gossip_failover_sticky_restart_and_planned_stop() {
-    let mut l = L2Lab::start_with("flgos", 61, true);
-    for n in &l.nodes {
-        let daemon = &n.daemon;
-        wait_for(
-            &format!("{} to see both other members", n.name),
-            Duration::from_secs(15),
-            || {
-                let up = daemon.log_text().matches("gossip member up").count();
-                if up >= 2 {
-                    Ok(())
-                } else {
-                    Err(format!("{up} members up"))
-                }
-            },
-        );
-    }
-    let endpoints: Vec<Ep<'_>> = NODES
-        .iter()
-        .map(|n| Ep {
-            node: n,
-            ready: true,
-        })
-        .collect();
-    apply_objects(
-        &l.api,
-        &[
-            l2_service("web", false, &[]),
-            endpoint_slice("web", false, &endpoints),
-        ],
+    let mut l = L2Lab::start_opts(
+        "flgos",
+        61,
+        &L2Options {
+            gossip: true,
+            l2: "drain_grace = \"3s\"".into(),
+            ..L2Options::default()
+        },
     );
-    let address = wait_allocated(&l.api, &["web"], Duration::from_secs(30))["web"].ingress[0];
+    let address = gossip_web(&l);
     // Nobody claims it yet: the ranking decides.
     let first = hash_owner(&NODES, address).to_string();
-    let probe = Probe::start(&l, address);
+    let probe = Probe::start(&l, address, "probe", Timeouts::PATIENT);
     let who = probe.wait_answer(0.0, None, Duration::from_secs(20));
     assert_eq!(who, first, "the first owner is the best-ranked node");
 
@@ -186,13 +60,14 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
         "the next-ranked node takes over"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let (gap, lost) = probe.gap(t0);
+    let w = probe.window(t0, f64::MAX, &first);
     println!(
-        "(a) kill -9 + cable pulled: {first} -> {second}; no answer for {} ms ({lost} failed attempts {:?})",
-        gap.as_millis(),
-        probe.errors(t0)
+        "(a) kill -9 + cable pulled: {first} -> {second}; no answer for {} ms ({} failed attempts {:?})",
+        w.longest.as_millis(),
+        w.lost,
+        w.errors
     );
-    assert!(gap < Duration::from_secs(5), "gap {gap:?}");
+    assert!(w.longest < Duration::from_secs(5), "gap {:?}", w.longest);
 
     // (c) the killed node returns; sticky failback: it does not take the address back,
     // though it ranks first.
@@ -208,7 +83,7 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let after: Vec<Option<String>> = probe
-        .samples(t_restart)
+        .samples(t_restart, f64::MAX)
         .into_iter()
         .map(|(_, w)| w)
         .collect();
@@ -252,8 +127,7 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
     let third = probe.wait_answer(t1, Some(&second), Duration::from_secs(10));
     // Long enough for the client's requests to reach past the stopped daemon's last answer.
     std::thread::sleep(Duration::from_secs(2));
-    let (gap, lost) = probe.gap(t1);
-    let attempts = probe.samples(t1).len();
+    let w = probe.window(t1, f64::MAX, &second);
     let log = node_of(&l, &second).daemon.log_text();
     let handover = log
         .lines()
@@ -261,22 +135,29 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
         .unwrap_or("(no handover line)")
         .to_string();
     println!(
-        "(b) SIGTERM to {second}: {third} took over; {lost} of {attempts} attempts lost {:?}, longest gap {} ms; {handover}",
-        probe.errors(t1),
-        gap.as_millis()
+        "(b) SIGTERM to {second}: {third} took over; {} of {} attempts lost {:?}, longest gap {} ms; {handover}",
+        w.lost,
+        w.attempts,
+        w.errors,
+        w.longest.as_millis()
     );
     assert!(handover.contains("not_taken_over=0"), "{handover}");
     // Not always 0: a connection whose handshake went to the old owner and whose request
     // reaches the new one after the client's neighbour entry moved is reset by the new
     // owner (it has no such connection). The address itself is never dark.
-    assert!(lost <= 2, "{lost} requests lost during a planned stop");
     assert!(
-        gap < Duration::from_secs(1),
-        "gap {gap:?} during a planned stop"
+        w.lost <= 2,
+        "{} requests lost during a planned stop",
+        w.lost
+    );
+    assert!(
+        w.longest < Duration::from_secs(1),
+        "gap {:?} during a planned stop",
+        w.longest
     );
 
     // (d) SIGUSR1 drains the owner: the last other node takes over; the drained daemon keeps
-    // running (it stops answering only after the 30 s grace, not waited for here).
+    // running and answering until its grace (`l2.drain_grace`, 3 s here) ends.
     let last = NODES
         .iter()
         .copied()
@@ -287,16 +168,111 @@ fn gossip_failover_sticky_restart_and_planned_stop() {
     l.lab.signal(drained, "USR1");
     let fourth = probe.wait_answer(t2, Some(&third), Duration::from_secs(10));
     assert_eq!(fourth, last);
-    let (gap, lost) = probe.gap(t2);
+    let w = probe.window(t2, f64::MAX, &third);
     println!(
-        "(d) SIGUSR1 to {third}: {fourth} took over; {lost} attempts lost {:?}, longest gap {} ms",
-        probe.errors(t2),
-        gap.as_millis()
+        "(d) SIGUSR1 to {third}: {fourth} took over; {} attempts lost {:?}, longest gap {} ms",
+        w.lost,
+        w.errors,
+        w.longest.as_millis()
     );
     assert!(l.lab.running(drained), "a drained daemon keeps running");
-    assert!(node_of(&l, &third)
-        .daemon
-        .log_text()
-        .contains("SIGUSR1: draining"));
+    let draining = node_of(&l, &third).daemon.log_text();
+    let line = draining
+        .lines()
+        .find(|l| l.contains("SIGUSR1: draining"))
+        .unwrap_or_default();
+    assert!(line.contains("grace=3s"), "{line:?}");
+    l.lab.wait_for_log(
+        &node_of(&l, &third).daemon,
+        "drain grace period over",
+        Duration::from_secs(15),
+    );
+    let macs = l.arping(address, 3, Duration::from_millis(400));
+    println!(
+        "(d) grace over: ARP replies from {:?}",
+        macs.iter().map(|m| l.who(m)).collect::<Vec<_>>()
+    );
+    assert!(
+        !macs.contains(&node_of(&l, &third).mac),
+        "the drained node went silent"
+    );
+    assert!(macs.contains(&node_of(&l, last).mac), "{last} answers");
+    assert!(l.lab.running(drained), "a drained daemon keeps running");
     l.lab.kill(probe.proc);
+}
+
+/// Node `node`'s `ConfigMismatch` Events (on its Node, sent by its daemon).
+fn mismatch_events(l: &L2Lab, node: &str) -> Vec<EventView> {
+    events(&l.api)
+        .into_iter()
+        .filter(|e| e.reason == "ConfigMismatch" && e.object == node && e.host == node)
+        .collect()
+}
+
+/// The pool fingerprint of a configuration file's text, as gossip carries it.
+fn fingerprint(path: &std::path::Path, text: &str) -> String {
+    let loaded = ferrolb::config::load_str(&path.to_string_lossy(), text)
+        .unwrap_or_else(|e| panic!("{}: {e:?}", path.display()));
+    ferrolb::membership::meta::fingerprint_hex(&ferrolb::membership::pool_fingerprint(
+        &loaded.config,
+    ))
+}
+
+#[test]
+fn a_different_pool_configuration_raises_a_config_mismatch_event_on_each_node() {
+    let l = L2Lab::start_with("flgcm", 63, true);
+    wait_all_members_up(&l);
+    for n in NODES {
+        let found = mismatch_events(&l, n);
+        assert!(found.is_empty(), "{n}: same configuration, yet {found:?}");
+    }
+
+    // node3 reloads with one more pool.
+    let node3 = l.node("node3");
+    let same = std::fs::read_to_string(&node3.config).expect("node3's configuration");
+    let other = format!(
+        "{same}\n[[pool]]\nname = \"extra\"\nmode = \"l2\"\naddresses = [\"{}/32\"]\nauto_assign = false\n",
+        l.net.v4(230)
+    );
+    std::fs::write(&node3.config, &other).expect("rewrite node3's configuration");
+    let (fp_same, fp_other) = (
+        fingerprint(&node3.config, &same),
+        fingerprint(&node3.config, &other),
+    );
+    assert_ne!(fp_same, fp_other);
+    l.lab.signal(node3.daemon.proc, "HUP");
+    l.lab.wait_for_log(
+        &node3.daemon,
+        "configuration reloaded",
+        Duration::from_secs(10),
+    );
+
+    let expected = [
+        ("node1", format!("({fp_same}) on node3 ({fp_other})")),
+        ("node2", format!("({fp_same}) on node3 ({fp_other})")),
+        (
+            "node3",
+            format!("({fp_other}) on node1 ({fp_same}), node2 ({fp_same})"),
+        ),
+    ];
+    for (node, needle) in &expected {
+        let event = wait_for(
+            &format!("a ConfigMismatch Event on Node {node}"),
+            Duration::from_secs(15),
+            || match mismatch_events(&l, node).as_slice() {
+                [e] => Ok(e.clone()),
+                other => Err(format!("{other:?}")),
+            },
+        );
+        println!("{node}: {} {}", event.kind, event.message);
+        assert_eq!(event.kind, "Warning");
+        assert!(event.message.contains(needle.as_str()), "{node}: {event:?}");
+    }
+    // Gossip keeps changing the view (probes, claims); the Event is not recorded again.
+    std::thread::sleep(Duration::from_secs(2));
+    for (node, _) in &expected {
+        let counts: Vec<i64> = mismatch_events(&l, node).iter().map(|e| e.count).collect();
+        assert_eq!(counts, [1], "{node}: one Event, recorded once");
+    }
+    l.assert_daemons_running();
 }

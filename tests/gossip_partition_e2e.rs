@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use common::gossip::{converge, names, replies};
 use common::l2::*;
 use common::netlab::*;
 
@@ -38,89 +39,14 @@ fn setup(prefix: &str, n: u8, l2: &str) -> (L2Lab, IpAddr, String) {
             gossip: true,
             cluster_net: true,
             l2: l2.to_string(),
+            ..L2Options::default()
         },
     );
-    for node in &l.nodes {
-        wait_for(
-            &format!("{} to see both other members", node.name),
-            Duration::from_secs(15),
-            || {
-                let up = node.daemon.log_text().matches("gossip member up").count();
-                if up >= 2 {
-                    Ok(())
-                } else {
-                    Err(format!("{up} members up"))
-                }
-            },
-        );
-    }
-    let endpoints: Vec<Ep<'_>> = NODES
-        .iter()
-        .map(|n| Ep {
-            node: n,
-            ready: true,
-        })
-        .collect();
-    apply_objects(
-        &l.api,
-        &[
-            l2_service("web", false, &[]),
-            endpoint_slice("web", false, &endpoints),
-        ],
-    );
-    let address =
-        common::e2e::wait_allocated(&l.api, &["web"], Duration::from_secs(30))["web"].ingress[0];
+    let address = common::gossip::gossip_web(&l);
     let owner = hash_owner(&NODES, address).to_string();
     let mac = l.wait_arp_answer(address, Duration::from_secs(20));
     assert_eq!(l.who(&mac), l.who(&l.node(&owner).mac), "the first owner");
     (l, address, owner)
-}
-
-/// Captures on the LAN while the client sends `requests` ARP requests for `address`; the MACs
-/// that replied to the client (every reply addressed to it).
-fn replies(l: &L2Lab, name: &str, address: IpAddr, requests: u32) -> BTreeSet<String> {
-    let capture = l.capture_arp(name);
-    for _ in 0..requests {
-        l.arping(address, 1, Duration::from_millis(400));
-    }
-    let frames = capture.stop();
-    let client = l.client_mac.clone();
-    senders(&frames, |f| f.is_reply_for(address) && f.dst == client)
-}
-
-/// The MACs named after their nodes.
-fn names(l: &L2Lab, macs: &BTreeSet<String>) -> Vec<String> {
-    macs.iter().map(|m| l.who(m)).collect()
-}
-
-/// Polls arping until `stable` consecutive requests in a row are each answered by exactly one
-/// MAC, the same one; returns it and how long after `since` the first of them was sent.
-fn converge(l: &L2Lab, address: IpAddr, since: Instant, stable: usize) -> (String, Duration) {
-    let mut run: Vec<(Instant, String)> = Vec::new();
-    wait_for(
-        "exactly one MAC answering, several times in a row",
-        Duration::from_secs(20),
-        || {
-            let t = Instant::now();
-            let macs: BTreeSet<String> = l
-                .arping(address, 1, Duration::from_millis(400))
-                .into_iter()
-                .collect();
-            match macs.iter().next() {
-                Some(mac) if macs.len() == 1 => {
-                    if run.last().is_some_and(|(_, m)| m != mac) {
-                        run.clear();
-                    }
-                    run.push((t, mac.clone()));
-                }
-                _ => run.clear(),
-            }
-            match run.first() {
-                Some((t0, mac)) if run.len() >= stable => Ok((mac.clone(), *t0 - since)),
-                _ => Err(format!("{} in a row; last {macs:?}", run.len())),
-            }
-        },
-    )
 }
 
 #[test]

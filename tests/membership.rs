@@ -138,6 +138,34 @@ async fn members_converge_and_share_metadata() {
     assert!(c.packets_in > 0 && c.bytes_out > 0);
 }
 
+/// Broadcasts are sent a bounded number of times; a member that missed all of them (here:
+/// it ignores every broadcast of metadata) still catches up, through the digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_metadata_version_is_caught_up_by_digests() {
+    let ms = cluster(4, |_| keys(&[1])).await;
+    ms[3].set_faults(Faults {
+        ignore_broadcast_meta: true,
+        ..Faults::default()
+    });
+    let before = ms[3].counters().snapshot().meta_refreshes;
+    let claims: BTreeSet<IpAddr> = ["192.168.10.10".parse().unwrap()].into();
+    let started = Instant::now();
+    ms[1].set_claims(claims.clone());
+    for m in &ms {
+        wait_for(&mut m.view(), LONG, "claims", |v| {
+            v.members["m1"].claims == claims
+        })
+        .await;
+        println!(
+            "{} has the claims after {:?}",
+            m.identity().node,
+            started.elapsed()
+        );
+    }
+    let c = ms[3].counters().snapshot();
+    assert!(c.meta_refreshes > before, "{c:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gossip_bandwidth_at_three_members_is_small() {
     let ms = cluster(3, |_| keys(&[1])).await;
@@ -193,7 +221,7 @@ async fn a_dead_member_is_declared_down_quickly() {
             ms[2].set_faults(Faults {
                 drop_incoming: true,
                 drop_outgoing: true,
-                capture_outgoing: false,
+                ..Faults::default()
             });
         }
         let down = |v: &MembershipView| {
@@ -240,7 +268,7 @@ async fn a_short_stall_is_refuted_not_declared_down() {
         ms[2].set_faults(Faults {
             drop_incoming: true,
             drop_outgoing: true,
-            capture_outgoing: false,
+            ..Faults::default()
         });
         tokio::time::sleep(stall).await;
         ms[2].set_faults(Faults::default());
@@ -277,7 +305,7 @@ async fn a_partition_heals() {
     let cut = Faults {
         drop_incoming: true,
         drop_outgoing: true,
-        capture_outgoing: false,
+        ..Faults::default()
     };
     ms[2].set_faults(cut);
     wait_for(&mut v0, LONG, "m2 down", |v| {

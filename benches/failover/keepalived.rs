@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::common::l2::L2Lab;
 use crate::common::netlab::{run_with_timeout, wait_for, Proc};
-use crate::probe::{now, Probe};
+use crate::common::probe::{now, Probe, Timeouts};
 
 /// Priorities of node1..node3.
 const PRIORITIES: [u8; 3] = [150, 100, 50];
@@ -89,7 +89,7 @@ pub fn run(l: &mut L2Lab, runs: usize) {
         Err(e) => panic!("virtual address: {e}"),
     };
     let mut ka: Vec<Keepalived> = (0..l.nodes.len()).map(|i| start(l, i, vip, 0)).collect();
-    let probe = Probe::start(l, vip, "probe-keepalived");
+    let probe = Probe::start(l, vip, "probe-keepalived", Timeouts::SHORT);
     let master = l.nodes[0].name.clone();
     let mut windows = Vec::new();
     for i in 0..runs {

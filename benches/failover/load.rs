@@ -6,8 +6,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::common::gossip::apply_web;
 use crate::common::l2::L2Lab;
-use crate::probe::{now, Probe};
+use crate::common::probe::{now, Probe, Timeouts};
 
 /// What the daemons log when membership changes (the needles counted).
 const EVENTS: [&str; 5] = [
@@ -32,8 +33,8 @@ impl Drop for Busy {
 
 /// Runs the load for `length` and prints the counts.
 pub fn false_failovers(l: &L2Lab, length: Duration) {
-    let address = crate::ensure_service(l);
-    let probe = Probe::start(l, address, "probe-load");
+    let address = apply_web(l);
+    let probe = Probe::start(l, address, "probe-load", Timeouts::SHORT);
     probe.wait_answer(0.0, None, Duration::from_secs(20));
     let offsets: Vec<usize> = l.nodes.iter().map(|n| n.daemon.log_text().len()).collect();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());

@@ -21,17 +21,15 @@
 mod common;
 mod keepalived;
 mod load;
-mod probe;
 #[allow(dead_code)]
 #[path = "../l2/stats.rs"]
 mod stats;
 
 use std::time::Duration;
 
-use common::e2e::*;
+use common::gossip::{apply_web, wait_all_members_up, wait_members_up};
 use common::l2::*;
-use common::netlab::*;
-use probe::{now, Probe, Window};
+use common::probe::{now, Probe, Timeouts, Window};
 
 /// Sizes from the command line.
 struct Sizes {
@@ -71,7 +69,7 @@ fn main() {
         sizes.load.as_secs()
     );
     let mut l = L2Lab::start_with("flfob", 62, true);
-    wait_members(&l);
+    wait_all_members_up(&l);
     if run("ferrolb") {
         ferrolb(&mut l, sizes.runs);
     }
@@ -83,34 +81,12 @@ fn main() {
     }
 }
 
-/// Waits until every daemon saw both other members up.
-fn wait_members(l: &L2Lab) {
-    for n in &l.nodes {
-        wait_up(&n.daemon, &n.name);
-    }
-}
-
-fn wait_up(daemon: &Daemon, name: &str) {
-    wait_for(
-        &format!("{name} to see both other members"),
-        Duration::from_secs(20),
-        || {
-            let up = daemon.log_text().matches("gossip member up").count();
-            if up >= 2 {
-                Ok(())
-            } else {
-                Err(format!("{up} members up"))
-            }
-        },
-    );
-}
-
 /// Restarts `name`'s daemon (cable back in first) and waits until it sees both others.
 fn restart(l: &mut L2Lab, name: &str) {
     let node = l.node(name);
     l.lab.cable(&node.host, true);
     let daemon = l.lab.start_ferrolb(&node.host, &node.config);
-    wait_up(&daemon, name);
+    wait_members_up(&daemon, name);
     if let Some(n) = l.nodes.iter_mut().find(|n| n.name == name) {
         n.daemon = daemon;
     }
@@ -118,28 +94,9 @@ fn restart(l: &mut L2Lab, name: &str) {
     std::thread::sleep(Duration::from_secs(2));
 }
 
-/// Creates the Service `web` (endpoints on every node) if missing; its address.
-pub fn ensure_service(l: &L2Lab) -> std::net::IpAddr {
-    let endpoints: Vec<Ep<'_>> = NODES
-        .iter()
-        .map(|n| Ep {
-            node: n,
-            ready: true,
-        })
-        .collect();
-    apply_objects(
-        &l.api,
-        &[
-            l2_service("web", false, &[]),
-            endpoint_slice("web", false, &endpoints),
-        ],
-    );
-    wait_allocated(&l.api, &["web"], Duration::from_secs(30))["web"].ingress[0]
-}
-
 fn ferrolb(l: &mut L2Lab, runs: usize) {
-    let address = ensure_service(l);
-    let probe = Probe::start(l, address, "probe-ferrolb");
+    let address = apply_web(l);
+    let probe = Probe::start(l, address, "probe-ferrolb", Timeouts::SHORT);
     probe.wait_answer(0.0, None, Duration::from_secs(20));
     std::thread::sleep(Duration::from_secs(1));
     let mut unplanned = Vec::new();

@@ -122,6 +122,9 @@ pub struct L2 {
     pub require_quorum: bool,
     /// Periodic gratuitous ARP / unsolicited NA while announcing; `None`: only on takeover.
     pub gratuitous_refresh: Option<Duration>,
+    /// How long a draining daemon (SIGUSR1) keeps answering for the addresses it handed over,
+    /// for clients whose ARP cache keeps the old owner a while.
+    pub drain_grace: Duration,
 }
 
 /// `l2.failback`.

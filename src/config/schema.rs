@@ -165,6 +165,8 @@ pub struct L2Section {
     pub require_quorum: bool,
     /// Re-send gratuitous ARP / unsolicited NA this often while announcing (default 0s: off).
     pub gratuitous_refresh: DurationValue,
+    /// A draining daemon answers this long after handing over (default 30s; 0s to 10m).
+    pub drain_grace: DurationValue,
 }
 
 impl Default for L2Section {
@@ -173,6 +175,7 @@ impl Default for L2Section {
             failback: Failback::default(),
             require_quorum: false,
             gratuitous_refresh: DurationValue::secs(0),
+            drain_grace: DurationValue::secs(30),
         }
     }
 }

@@ -50,6 +50,15 @@ pub fn validate(raw: &FileConfig, index: &SpanIndex, base_dir: Option<&Path>) ->
             d if d.is_zero() => None,
             d => Some(d),
         },
+        drain_grace: v
+            .duration_in(
+                "l2.drain_grace",
+                raw.l2.drain_grace.0,
+                Duration::ZERO,
+                Duration::from_secs(600),
+                "default 30s: how long a drained node keeps answering clients with stale ARP caches",
+            )
+            .unwrap_or(raw.l2.drain_grace.0),
     };
     if l2
         .gratuitous_refresh

@@ -10,9 +10,11 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::{Config, Failback, JoinAddress};
+use crate::kube::events::{EventRecorder, EventType, ObjectEvent};
 use crate::kube::objects::NodeInfo;
 use crate::kube::store::Store;
-use crate::membership::{Membership, MembershipView, Settings};
+use crate::membership::meta::fingerprint_hex;
+use crate::membership::{Fingerprint, Membership, MembershipView, Settings};
 
 use super::DaemonError;
 
@@ -68,6 +70,50 @@ impl Quorum {
     }
 }
 
+/// Live members configured with other pools than this node: owners would be computed from
+/// different inputs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Mismatch {
+    /// This node's pool fingerprint.
+    mine: Option<Fingerprint>,
+    /// Member → its differing fingerprint.
+    others: BTreeMap<String, Fingerprint>,
+}
+
+impl Mismatch {
+    /// The mismatch `view` shows.
+    fn of(view: &MembershipView) -> Mismatch {
+        let fingerprint = |node: &str| view.members.get(node).and_then(|m| m.fingerprint);
+        Mismatch {
+            mine: fingerprint(&view.me),
+            others: view
+                .fingerprint_mismatches()
+                .into_iter()
+                .filter_map(|n| Some((n.to_string(), fingerprint(n)?)))
+                .collect(),
+        }
+    }
+
+    /// The members, comma-separated.
+    fn members(&self) -> String {
+        self.others.keys().cloned().collect::<Vec<_>>().join(",")
+    }
+
+    /// The Event's message: who differs, with both fingerprints.
+    fn message(&self) -> String {
+        let mine = self.mine.as_ref().map_or("unknown".into(), fingerprint_hex);
+        let others: Vec<String> = self
+            .others
+            .iter()
+            .map(|(n, fp)| format!("{n} ({})", fingerprint_hex(fp)))
+            .collect();
+        format!(
+            "pool configuration differs from this node's ({mine}) on {}; owners may disagree until it is the same everywhere",
+            others.join(", ")
+        )
+    }
+}
+
 /// The running membership and what was last published to or reported from it.
 pub(super) struct Gossip {
     membership: Membership,
@@ -76,17 +122,24 @@ pub(super) struct Gossip {
     join: Vec<JoinAddress>,
     claims: BTreeSet<IpAddr>,
     pools: Option<BTreeSet<String>>,
-    mismatches: Vec<String>,
+    /// The mismatch last reported.
+    mismatch: Mismatch,
+    /// Gauge for the metrics: members running another pool configuration.
+    config_mismatch_members: usize,
+    /// Records the `ConfigMismatch` Events on this node's Node.
+    events: EventRecorder,
     /// Withdrawn from candidacy (planned stop, drain): announceable pools published empty.
     withdrawn: bool,
 }
 
 impl Gossip {
-    /// Starts membership for `node`, joining `cluster.join` or every other Node's InternalIP.
+    /// Starts membership for `node`, joining `cluster.join` or every other Node's InternalIP;
+    /// `events` records what concerns the Node `node`.
     pub(super) async fn start(
         config: &Config,
         node: &str,
         nodes: &Store<NodeInfo>,
+        events: EventRecorder,
     ) -> Result<Gossip, DaemonError> {
         let mut settings = Settings::from_config(config, node)
             .map_err(|e| DaemonError::Gossip(format!("cluster.secret_file: {e}")))?;
@@ -127,7 +180,9 @@ impl Gossip {
             join,
             claims: BTreeSet::new(),
             pools: None,
-            mismatches: Vec::new(),
+            mismatch: Mismatch::default(),
+            config_mismatch_members: 0,
+            events,
             withdrawn: false,
         })
     }
@@ -147,23 +202,33 @@ impl Gossip {
         }
     }
 
-    /// After a view change: warns (once per change) about members configured with other pools.
+    /// After a view change: warns about members configured with other pools, with a
+    /// `ConfigMismatch` Event on this node's Node — once per change of who differs and how.
     pub(super) fn check_view(&mut self) {
         let view = self.view.borrow_and_update();
-        let mismatches: Vec<String> = view
-            .fingerprint_mismatches()
-            .into_iter()
-            .map(String::from)
-            .collect();
-        if mismatches != self.mismatches {
-            if !mismatches.is_empty() {
-                tracing::warn!(
-                    members = %mismatches.join(","),
-                    "these members run a different pool configuration; owners may disagree until it is the same everywhere"
-                );
-            }
-            self.mismatches = mismatches;
+        let mismatch = Mismatch::of(&view);
+        if mismatch == self.mismatch {
+            return;
         }
+        let node = view.me.clone();
+        drop(view);
+        self.config_mismatch_members = mismatch.others.len();
+        if mismatch.others.is_empty() {
+            tracing::info!("every member runs this node's pool configuration again");
+        } else {
+            tracing::warn!(
+                members = %mismatch.members(),
+                count = self.config_mismatch_members,
+                "these members run a different pool configuration; owners may disagree until it is the same everywhere"
+            );
+            self.events.record(ObjectEvent::node(
+                &node,
+                EventType::Warning,
+                "ConfigMismatch",
+                mismatch.message(),
+            ));
+        }
+        self.mismatch = mismatch;
     }
 
     /// The plan's gossip inputs from the current view.
@@ -453,6 +518,33 @@ mod tests {
         // A node that was not fenced is not fenced by an unsettled view (a member down for
         // good, one that just joined).
         assert!(!q(2, 1).fences(false, false));
+    }
+
+    #[test]
+    fn a_mismatch_names_the_live_members_with_other_fingerprints() {
+        let mut v = view();
+        let fp = |b: u8| Some([b; 8]);
+        let set = |v: &mut MembershipView, node: &str, f| {
+            if let Some(m) = v.members.get_mut(node) {
+                m.fingerprint = f;
+            }
+        };
+        set(&mut v, "n1", fp(1));
+        set(&mut v, "n2", fp(1));
+        assert_eq!(Mismatch::of(&v).others, BTreeMap::new());
+        // n2 differs; n3 too but is down; n4's is unknown.
+        set(&mut v, "n2", fp(2));
+        set(&mut v, "n3", fp(3));
+        let m = Mismatch::of(&v);
+        assert_eq!(m.others, BTreeMap::from([("n2".to_string(), [2; 8])]));
+        assert_eq!(m.members(), "n2");
+        assert_eq!(
+            m.message(),
+            "pool configuration differs from this node's (0101010101010101) on n2 (0202020202020202); owners may disagree until it is the same everywhere"
+        );
+        // Another fingerprint on the same member is another mismatch (a new Event).
+        set(&mut v, "n2", fp(4));
+        assert_ne!(Mismatch::of(&v), m);
     }
 
     #[test]

@@ -16,10 +16,11 @@
 //! stop the daemon, releasing the Lease so another daemon takes over at once — with gossip,
 //! after withdrawing from candidacy and waiting (at most [`HANDOVER_TIMEOUT`]) until other
 //! members claim our addresses, answering meanwhile, then leaving the cluster. SIGUSR1
-//! drains: withdraw, keep answering for [`DRAIN_GRACE`], then stop answering (the daemon
+//! drains: withdraw, keep answering for `l2.drain_grace`, then stop answering (the daemon
 //! stays up, a member, until SIGTERM).
 
 mod gossip;
+mod main_loop;
 mod speaker;
 mod writer;
 
@@ -28,6 +29,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::allocator::{self, Action};
 use crate::config::{self, Config, LoadOptions, Loaded};
@@ -39,6 +41,7 @@ use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
 use crate::kube::reflector::{self, ReflectorSettings, Update};
 use crate::kube::store::Store;
 use crate::kube::{kubeconfig, Client, Connection};
+use main_loop::{Flow, Inputs, MainLoop, Signals};
 
 /// Name of the allocator Lease.
 pub const LEASE_NAME: &str = "ferrolb-allocator";
@@ -49,8 +52,6 @@ const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a stopping daemon keeps answering while waiting for others to claim its
 /// addresses (gossip on).
 pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a draining daemon (SIGUSR1) keeps answering after leaving the cluster.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
 /// Why the daemon stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -87,27 +88,65 @@ const REPLAN_EVERY: u32 = 256;
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     refuse_blockers(&loaded)?;
-    let mut current = loaded;
-    log_config(&current, "configuration loaded");
-    let node = node_name(&current.config)?;
-    let client = api_client(&current.config)?;
+    log_config(&loaded, "configuration loaded");
+    let node = node_name(&loaded.config)?;
+    let client = api_client(&loaded.config)?;
     tracing::info!(node = %node, server = %client.server(), "connecting to the Kubernetes API");
+    let signals = install_signals()?;
 
-    let mut term = install(SignalKind::terminate(), "SIGTERM")?;
-    let mut int = install(SignalKind::interrupt(), "SIGINT")?;
-    let mut hup = install(SignalKind::hangup(), "SIGHUP")?;
-    let mut usr1 = install(SignalKind::user_defined1(), "SIGUSR1")?;
+    let (svc_tx, reflected) = spawn_reflectors(&client, &loaded.config);
+    let (leading, release_tx, election) = spawn_election(&client, &loaded.config, &node);
+    let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
+    let speaker_events =
+        EventRecorder::spawn(client.clone(), "ferrolb-speaker".into(), node.clone());
+    let (speaker, l2) =
+        speaker::Speaker::start(&node, &loaded.config, speaker_events.clone()).await?;
+    let (action_tx, action_rx) = mpsc::unbounded_channel::<Action>();
+    tokio::spawn(writer::run(
+        client.clone(),
+        events,
+        leading.clone(),
+        action_rx,
+        svc_tx,
+    ));
 
-    let k = &current.config.kubernetes;
+    let mut inputs = Inputs {
+        signals,
+        services: reflected.services,
+        nodes: reflected.nodes,
+        slices: reflected.slices,
+        l2,
+        leading,
+    };
+    let mut main = MainLoop::new(opts, loaded, node, speaker, action_tx, speaker_events);
+    while main.step(&mut inputs).await? == Flow::Continue {}
+    main.shutdown(election, release_tx).await;
+    Ok(())
+}
+
+/// The receiving ends of the reflectors.
+struct Reflected {
+    services: mpsc::Receiver<Update<ServiceInfo>>,
+    nodes: mpsc::Receiver<Update<NodeInfo>>,
+    slices: mpsc::Receiver<Update<EndpointSliceInfo>>,
+}
+
+/// Starts reflecting Services, Nodes and EndpointSlices; also returns the Services' sender,
+/// through which the writer hands back re-read Services.
+fn spawn_reflectors(
+    client: &Client,
+    config: &Config,
+) -> (mpsc::Sender<Update<ServiceInfo>>, Reflected) {
+    let k = &config.kubernetes;
     let settings = ReflectorSettings {
         watch: k.watch,
         poll_interval: k.poll_interval,
         resync_interval: k.resync_interval,
         ..ReflectorSettings::default()
     };
-    let (svc_tx, mut svc_rx) = mpsc::channel::<Update<ServiceInfo>>(1024);
-    let (node_tx, mut node_rx) = mpsc::channel::<Update<NodeInfo>>(256);
-    let (slice_tx, mut slice_rx) = mpsc::channel::<Update<EndpointSliceInfo>>(1024);
+    let (svc_tx, services) = mpsc::channel::<Update<ServiceInfo>>(1024);
+    let (node_tx, nodes) = mpsc::channel::<Update<NodeInfo>>(256);
+    let (slice_tx, slices) = mpsc::channel::<Update<EndpointSliceInfo>>(1024);
     tokio::spawn(reflector::run(
         client.clone(),
         settings.clone(),
@@ -115,9 +154,24 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     ));
     tokio::spawn(reflector::run(client.clone(), settings.clone(), node_tx));
     tokio::spawn(reflector::run(client.clone(), settings, slice_tx));
+    let reflected = Reflected {
+        services,
+        nodes,
+        slices,
+    };
+    (svc_tx, reflected)
+}
 
-    let (leading_tx, mut leading_rx) = watch::channel(false);
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+/// Starts competing for the allocator Lease: whether this node leads, the sender that asks
+/// the election to release the Lease, and its task.
+fn spawn_election(
+    client: &Client,
+    config: &Config,
+    node: &str,
+) -> (watch::Receiver<bool>, watch::Sender<bool>, JoinHandle<()>) {
+    let k = &config.kubernetes;
+    let (leading_tx, leading_rx) = watch::channel(false);
+    let (release_tx, release_rx) = watch::channel(false);
     let election = tokio::spawn(lease::run(
         client.clone(),
         ElectionSettings {
@@ -127,211 +181,20 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
             renew_deadline: k.renew_deadline,
             retry_period: k.retry_period,
         },
-        Elector::new(node.clone(), k.lease_duration),
+        Elector::new(node.to_string(), k.lease_duration),
         leading_tx,
-        shutdown_rx,
+        release_rx,
     ));
-
-    let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
-    let speaker_events =
-        EventRecorder::spawn(client.clone(), "ferrolb-speaker".into(), node.clone());
-    let (mut speaker, mut l2_rx) =
-        speaker::Speaker::start(&node, &current.config, speaker_events).await?;
-    let (action_tx, action_rx) = mpsc::unbounded_channel::<Action>();
-    tokio::spawn(writer::run(
-        client.clone(),
-        events,
-        leading_rx.clone(),
-        action_rx,
-        svc_tx,
-    ));
-
-    let mut state = State::default();
-    let mut controller: Option<allocator::Controller> = None;
-    let mut ready = false;
-    // Set by every change the plan depends on; cleared by re-planning, which waits until no
-    // message is queued (or REPLAN_EVERY messages went by) so a burst costs one plan.
-    let mut replan = true;
-    let mut since_plan: u32 = 0;
-    let mut gossip: Option<gossip::Gossip> = None;
-    // SIGUSR1: when to stop answering; then `drained`.
-    let mut drain_until: Option<tokio::time::Instant> = None;
-    let mut drained = false;
-
-    loop {
-        let mut actions: Vec<Action> = Vec::new();
-        let gate_open =
-            !current.config.cluster.enabled || gossip.as_ref().is_some_and(|g| g.synced());
-        // While draining the announcements are frozen (a re-plan after leaving would stop
-        // answering at once), and after it nothing is planned any more.
-        let plan_now = replan && state.synced() && gate_open && drain_until.is_none() && !drained;
-        tokio::select! {
-            biased;
-            _ = term.recv() => { tracing::info!("SIGTERM received; stopping"); break; }
-            _ = int.recv() => { tracing::info!("SIGINT received; stopping"); break; }
-            _ = usr1.recv(), if drain_until.is_none() && !drained => {
-                tracing::info!(grace_secs = DRAIN_GRACE.as_secs(), announced = speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
-                match gossip.as_mut() {
-                    Some(g) => g.withdraw(),
-                    None => tracing::warn!("draining without gossip: other nodes cannot know, so nobody takes the addresses over"),
-                }
-                drain_until = Some(tokio::time::Instant::now() + DRAIN_GRACE);
-            }
-            () = sleep_until(drain_until) => {
-                tracing::info!(announced = speaker.announced(), "drain grace period over; no longer answering ARP/NDP");
-                speaker.silence();
-                if let Some(g) = gossip.as_mut() {
-                    g.publish(speaker.claims(), std::collections::BTreeSet::new());
-                }
-                drain_until = None;
-                drained = true;
-            }
-            // The hold after regaining quorum ends: plan again (once; the plan clears it).
-            () = sleep_until(speaker.hold_until()), if !replan => { replan = true; }
-            () = std::future::ready(()), if plan_now && since_plan >= REPLAN_EVERY => {
-                plan(&mut speaker, &state, &current.config, gossip.as_mut(), &mut replan, &mut since_plan);
-            }
-            Some(update) = svc_rx.recv() => {
-                let changed = state.services.apply(update);
-                replan |= !changed.is_empty();
-                if let Some(c) = controller.as_mut() {
-                    for key in &changed {
-                        actions.extend(c.service_changed(key, state.services.get(key)));
-                    }
-                }
-            }
-            Some(update) = node_rx.recv() => {
-                if !state.nodes.apply(update).is_empty() {
-                    replan = true;
-                    if let Some(g) = gossip.as_mut() {
-                        g.nodes_changed(&current.config, &state.nodes);
-                    }
-                }
-            }
-            () = view_changed(gossip.as_mut()) => {
-                if let Some(g) = gossip.as_mut() {
-                    g.check_view();
-                }
-                replan = true;
-            }
-            Some(update) = slice_rx.recv() => { replan |= !state.slices.apply(update).is_empty(); }
-            Some(event) = l2_rx.recv() => { speaker.l2_event(event, &state.services); }
-            Ok(()) = leading_rx.changed() => {
-                if !*leading_rx.borrow_and_update() && controller.take().is_some() {
-                    tracing::warn!("no longer the allocator");
-                }
-            }
-            _ = hup.recv() => {
-                notify::reloading();
-                current = reload(&opts, current);
-                speaker.reconfigure(&current.config).await;
-                if let Some(g) = gossip.as_ref() {
-                    g.reconfigure(&current.config);
-                }
-                replan = true;
-                if let Some(c) = controller.as_mut() {
-                    let pools = ipam_pools(&current.config);
-                    actions.extend(c.set_pools(&pools, |k| state.services.get(k)));
-                }
-            }
-            () = std::future::ready(()), if plan_now => {
-                plan(&mut speaker, &state, &current.config, gossip.as_mut(), &mut replan, &mut since_plan);
-            }
-        }
-        if gossip.is_none() && current.config.cluster.enabled && state.nodes.synced() {
-            gossip = Some(gossip::Gossip::start(&current.config, &node, &state.nodes).await?);
-        }
-        if replan {
-            since_plan = since_plan.saturating_add(1);
-        }
-        // Start allocating once leading and the Services are known: a fresh allocator first
-        // loads every Service's status, so a handover never moves an address.
-        if controller.is_none() && *leading_rx.borrow() && state.services.synced() {
-            let mut c = allocator::Controller::new(
-                &ipam_pools(&current.config),
-                current.config.kubernetes.load_balancer_class.clone(),
-            );
-            actions.extend(c.start(state.services.iter()));
-            tracing::info!(
-                allocated = c.allocated(),
-                pending = c.pending(),
-                "allocator started"
-            );
-            controller = Some(c);
-        }
-        for action in actions {
-            let _ = action_tx.send(action);
-        }
-        if !ready && state.synced() {
-            ready = true;
-            tracing::info!(
-                services = state.services.len(),
-                nodes = state.nodes.len(),
-                endpointslices = state.slices.len(),
-                "initial sync complete"
-            );
-            notify::ready(&status_line(&state, controller.as_ref(), &speaker));
-        }
-    }
-    notify::stopping();
-    if let Some(g) = gossip.as_mut() {
-        // Planned stop: withdraw, keep answering until others claim our addresses, then leave.
-        let announced = speaker.claims();
-        if !announced.is_empty() {
-            let started = tokio::time::Instant::now();
-            g.withdraw();
-            let left_over = g.wait_handover(&announced, HANDOVER_TIMEOUT).await;
-            tracing::info!(
-                announced = announced.len(),
-                not_taken_over = left_over.len(),
-                waited_ms = started.elapsed().as_millis() as u64,
-                "handed the addresses over; stopping"
-            );
-        }
-        g.leave().await;
-    }
-    speaker.stop().await;
-    let _ = shutdown_tx.send(true);
-    if tokio::time::timeout(RELEASE_TIMEOUT, election)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the Lease release did not finish in time; it expires by itself");
-    }
-    Ok(())
+    (leading_rx, release_tx, election)
 }
 
-fn plan(
-    speaker: &mut speaker::Speaker,
-    state: &State,
-    config: &Config,
-    gossip: Option<&mut gossip::Gossip>,
-    replan: &mut bool,
-    since: &mut u32,
-) {
-    let input = gossip.as_ref().map(|g| g.input(config.l2.failback));
-    speaker.update(&state.services, &state.nodes, &state.slices, input);
-    if let Some(g) = gossip {
-        g.publish(speaker.claims(), speaker.announceable_pools());
-    }
-    *replan = false;
-    *since = 0;
-}
-
-/// The next change of the gossip view; never, without gossip.
-async fn view_changed(gossip: Option<&mut gossip::Gossip>) {
-    match gossip {
-        Some(g) => g.changed().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Sleeps until `deadline`; never, without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
+fn install_signals() -> Result<Signals, DaemonError> {
+    Ok(Signals {
+        term: install(SignalKind::terminate(), "SIGTERM")?,
+        int: install(SignalKind::interrupt(), "SIGINT")?,
+        hup: install(SignalKind::hangup(), "SIGHUP")?,
+        usr1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+    })
 }
 
 /// What the daemon knows of the cluster.
@@ -425,15 +288,15 @@ fn node_name(config: &Config) -> Result<String, DaemonError> {
     Ok(host.trim().to_string())
 }
 
-/// Re-reads the configuration; on any error keeps the running one (rule of the house: a bad
-/// reload changes nothing) and says so.
-fn reload(opts: &LoadOptions, current: Loaded) -> Loaded {
+/// Re-reads the configuration; `None` on any error, which the caller answers by keeping the
+/// running one (rule of the house: a bad reload changes nothing), as this says.
+fn reload(opts: &LoadOptions) -> Option<Loaded> {
     let result = match config::load(opts) {
         Ok(new) => match refuse_blockers(&new) {
             Ok(()) => {
                 log_config(&new, "configuration reloaded");
                 notify::ready("configuration reloaded");
-                return new;
+                return Some(new);
             }
             Err(error) => {
                 tracing::error!(%error, "reload refused; keeping the running configuration");
@@ -450,7 +313,7 @@ fn reload(opts: &LoadOptions, current: Loaded) -> Loaded {
     notify::ready(&format!(
         "reload refused ({result}); running on the previous configuration"
     ));
-    current
+    None
 }
 
 fn refuse_blockers(loaded: &Loaded) -> Result<(), DaemonError> {

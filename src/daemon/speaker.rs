@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::gossip::GossipInput;
 use crate::config::{Config, Mode, PoolMode};
-use crate::kube::events::{EventRecorder, EventType, ServiceEvent};
+use crate::kube::events::{EventRecorder, EventType, ObjectEvent};
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo};
 use crate::kube::store::Store;
 use crate::l2::{self, L2Event, SpeakerSettings};
@@ -338,7 +338,7 @@ impl Speaker {
         };
         if let Some(svc) = services.get(&key) {
             self.events
-                .record(ServiceEvent::new(svc, kind, reason, message));
+                .record(ObjectEvent::service(svc, kind, reason, message));
         }
     }
 

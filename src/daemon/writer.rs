@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::allocator::{Action, Note, Severity};
 use crate::kube::backoff::Backoff;
-use crate::kube::events::{EventRecorder, EventType, ServiceEvent};
+use crate::kube::events::{EventRecorder, EventType, Involved, ObjectEvent};
 use crate::kube::objects::{ObjectKey, ServiceInfo};
 use crate::kube::reflector::Update;
 use crate::kube::{status, Client, KubeError};
@@ -148,10 +148,12 @@ async fn perform(
                 Severity::Normal => EventType::Normal,
                 Severity::Warning => EventType::Warning,
             };
-            events.record(ServiceEvent {
-                namespace: key.namespace,
-                name: key.name,
-                uid,
+            events.record(ObjectEvent {
+                object: Involved::Service {
+                    namespace: key.namespace,
+                    name: key.name,
+                    uid,
+                },
                 kind,
                 reason: note.reason.to_string(),
                 message: note.message,
@@ -167,7 +169,7 @@ fn record(events: &EventRecorder, svc: &ServiceInfo, note: Option<Note>) {
             Severity::Normal => EventType::Normal,
             Severity::Warning => EventType::Warning,
         };
-        events.record(ServiceEvent::new(svc, kind, note.reason, note.message));
+        events.record(ObjectEvent::service(svc, kind, note.reason, note.message));
     }
 }
 

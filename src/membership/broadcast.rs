@@ -30,6 +30,27 @@ pub struct Inbox {
     /// Suspicion notes from others, not yet seen by the driver.
     pub notes: Vec<SuspicionNote>,
     seen_notes: BTreeSet<SuspicionNote>,
+    /// Test hook: ignore metadata parts unless they came directly (see `Faults`).
+    pub ignore_broadcast_meta: bool,
+    /// Set while the driver adds items that came directly (an answer to a request).
+    direct: bool,
+}
+
+/// Marks the items added while it lives as sent directly, not broadcast.
+pub struct Direct<'a>(&'a Mutex<Inbox>);
+
+impl Direct<'_> {
+    /// Marks until dropped.
+    pub fn mark(inbox: &Mutex<Inbox>) -> Direct<'_> {
+        lock(inbox).direct = true;
+        Direct(inbox)
+    }
+}
+
+impl Drop for Direct<'_> {
+    fn drop(&mut self) {
+        lock(self.0).direct = false;
+    }
 }
 
 impl Inbox {
@@ -42,6 +63,8 @@ impl Inbox {
             meta_changed: false,
             notes: Vec::new(),
             seen_notes: BTreeSet::new(),
+            ignore_broadcast_meta: false,
+            direct: false,
         }))
     }
 }
@@ -81,7 +104,7 @@ impl foca::BroadcastHandler<NodeId> for Handler {
         }
         match item {
             Item::Meta(part) => {
-                if part.addr == inbox.me {
+                if part.addr == inbox.me || (inbox.ignore_broadcast_meta && !inbox.direct) {
                     return Ok(None);
                 }
                 match inbox.table.offer(&part)? {

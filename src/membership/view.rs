@@ -184,6 +184,8 @@ counters! {
     rejoins,
     /// Join requests sent to addresses not (yet) members.
     join_attempts,
+    /// Metadata versions this node had missed and asked their owner for after a digest.
+    meta_refreshes,
 }
 
 impl CounterSnapshot {

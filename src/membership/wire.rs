@@ -7,12 +7,18 @@
 //! kind 3: metadata request  | 0x03 | postcard(SocketAddr to reply to)     |
 //! kind 4: liveness check    | 0x04 | postcard(Check)                       |
 //! kind 5: check answer      | 0x05 | postcard(nonce: u64)                  |
+//! kind 6: metadata digest   | 0x06 | postcard(Digest)                      |
 //! ```
 //!
 //! Checks are Lifeguard's buddy system and independent confirmation, outside foca: a member
 //! that suspects another, or hears that someone does, asks the suspect directly; the suspect
 //! answers (and, told it is suspected, refutes at once); no answer within the probe timeout
 //! from a member that only heard of the suspicion confirms it.
+//!
+//! Digests are anti-entropy for metadata (memberlist's push-pull, in small): broadcasts are
+//! sent a bounded number of times, so a member can miss a version for good (packets lost, a
+//! busy moment). Every second each member tells a random other which metadata versions it
+//! holds; whoever learns that a member published a newer version asks that member for it.
 
 use std::net::SocketAddr;
 
@@ -21,6 +27,7 @@ const KIND_ITEMS: u8 = 2;
 const KIND_META_REQUEST: u8 = 3;
 const KIND_CHECK: u8 = 4;
 const KIND_CHECK_ACK: u8 = 5;
+const KIND_META_DIGEST: u8 = 6;
 
 /// "Are you alive?" — optionally "…you are suspected in this incarnation".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -33,6 +40,29 @@ pub struct Check {
     pub suspected: Option<u16>,
     /// Where to answer.
     pub reply_to: SocketAddr,
+}
+
+/// Which version of a member's metadata the sender of a [`Digest`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DigestEntry {
+    /// The member's gossip address.
+    pub addr: SocketAddr,
+    /// Its boot id.
+    pub boot: u64,
+    /// The metadata version held.
+    pub version: u64,
+}
+
+/// "These are the metadata versions I hold" (anti-entropy).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Digest {
+    /// The sender's gossip address (answers go there).
+    pub reply_to: SocketAddr,
+    /// Answer with your own digest if I am behind on something (a push-pull round);
+    /// answers do not ask for answers.
+    pub reply: bool,
+    /// Versions held; the sender's own first.
+    pub entries: Vec<DigestEntry>,
 }
 
 /// A decoded body.
@@ -48,6 +78,8 @@ pub enum Body<'a> {
     Check(Check),
     /// The answer to a check.
     CheckAck(u64),
+    /// Metadata versions the sender holds.
+    Digest(Digest),
 }
 
 /// A body that does not parse.
@@ -97,6 +129,10 @@ impl<'a> Body<'a> {
             },
             KIND_CHECK_ACK => match postcard::take_from_bytes::<u64>(rest) {
                 Ok((n, [])) => Ok(Body::CheckAck(n)),
+                _ => Err(BodyError::Malformed),
+            },
+            KIND_META_DIGEST => match postcard::take_from_bytes::<Digest>(rest) {
+                Ok((d, [])) => Ok(Body::Digest(d)),
                 _ => Err(BodyError::Malformed),
             },
             k => Err(BodyError::Kind(k)),
@@ -157,6 +193,22 @@ pub fn check_ack(nonce: u64) -> Vec<u8> {
     b
 }
 
+/// The body of digest `d`, dropping entries after the sender's own until it fits `budget`
+/// (the receiver learns about the rest from a later digest).
+pub fn digest(d: &Digest, budget: usize) -> Vec<u8> {
+    let mut d = d.clone();
+    loop {
+        let mut b = vec![KIND_META_DIGEST];
+        b.extend(postcard::to_allocvec(&d).unwrap_or_default());
+        if b.len() <= budget || d.entries.len() <= 1 {
+            return b;
+        }
+        // Shrink proportionally (at least one entry) rather than one by one.
+        let keep = (d.entries.len() * budget / b.len()).clamp(1, d.entries.len() - 1);
+        d.entries.truncate(keep);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -194,6 +246,34 @@ mod tests {
     }
 
     #[test]
+    fn digests_round_trip_and_fit_the_budget() {
+        let entry = |i: u16| DigestEntry {
+            addr: SocketAddr::new("fd00::1".parse().unwrap(), 7000 + i),
+            boot: 1_795_710_832_489 + u64::from(i),
+            version: u64::from(i) * 1000,
+        };
+        let d = Digest {
+            reply_to: "10.0.0.1:7946".parse().unwrap(),
+            reply: true,
+            entries: (0..10).map(entry).collect(),
+        };
+        assert_eq!(Body::decode(&digest(&d, 1400)), Ok(Body::Digest(d.clone())));
+        let big = Digest {
+            entries: (0..500).map(entry).collect(),
+            ..d
+        };
+        let b = digest(&big, 1000);
+        assert!(b.len() <= 1000, "{}", b.len());
+        match Body::decode(&b) {
+            Ok(Body::Digest(got)) => {
+                assert!(got.entries.len() > 20, "{}", got.entries.len());
+                assert_eq!(got.entries[..], big.entries[..got.entries.len()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn malformed_bodies_are_errors() {
         assert_eq!(Body::decode(b""), Err(BodyError::Empty));
         assert_eq!(Body::decode(b"\x09"), Err(BodyError::Kind(9)));
@@ -203,6 +283,7 @@ mod tests {
         assert_eq!(Body::decode(b"\x03\xff"), Err(BodyError::Malformed));
         assert_eq!(Body::decode(b"\x04\x01"), Err(BodyError::Malformed));
         assert_eq!(Body::decode(b"\x05\x01\x00"), Err(BodyError::Malformed));
+        assert_eq!(Body::decode(b"\x06\x00"), Err(BodyError::Malformed));
     }
 
     proptest! {

@@ -109,6 +109,9 @@ pub struct L2Options {
     pub cluster_net: bool,
     /// Each node's `[l2]` keys, as TOML (`require_quorum = true`).
     pub l2: String,
+    /// More `[cluster]` keys for each node, as TOML (`sync_timeout = "60s"`). Only with
+    /// `gossip`.
+    pub cluster: String,
 }
 
 /// The cluster network's bridge (in the LAN namespace).
@@ -407,9 +410,10 @@ impl L2Lab {
                     .map(|ip| format!("\"{ip}:7946\""))
                     .collect();
                 node_config.cluster = format!(
-                    "enabled = true\nbind = \"{me}:7946\"\nsecret_file = \"{}\"\njoin = [{}]\n",
+                    "enabled = true\nbind = \"{me}:7946\"\nsecret_file = \"{}\"\njoin = [{}]\n{}\n",
                     key.display(),
-                    join.join(", ")
+                    join.join(", "),
+                    options.cluster
                 );
             }
             let config = lab.ferrolb_config(
@@ -672,6 +676,9 @@ pub struct ArpFrame {
     pub dst: String,
     /// The ARP message.
     pub msg: ArpMsg,
+    /// When it was captured, in microseconds since the Unix epoch (lines from `tcpdump -tt`,
+    /// as [`read_capture`] reads; `None` for a time of day).
+    pub unix_us: Option<u64>,
 }
 
 /// The two ARP operations.
@@ -735,7 +742,20 @@ pub fn parse_arp_line(line: &str) -> Option<ArpFrame> {
             is_at: after("is-at")?.to_lowercase(),
         }
     };
-    Some(ArpFrame { src, dst, msg })
+    let unix_us = words.first().and_then(|w| unix_us(w));
+    Some(ArpFrame {
+        src,
+        dst,
+        msg,
+        unix_us,
+    })
+}
+
+/// `1732640000.123456` (tcpdump -tt) in microseconds.
+fn unix_us(word: &str) -> Option<u64> {
+    let (secs, frac) = word.split_once('.')?;
+    let micros: String = frac.chars().chain(std::iter::repeat('0')).take(6).collect();
+    Some(secs.parse::<u64>().ok()? * 1_000_000 + micros.parse::<u64>().ok()?)
 }
 
 /// `tcpdump -i br0 --immediate-mode -U -w FILE arp` running in the LAN namespace.
@@ -834,17 +854,17 @@ impl<'a> Capture<'a> {
     }
 }
 
-/// `tcpdump -r FILE -e -nn`, parsed; panics on a file tcpdump cannot read or a line that does
+/// `tcpdump -r FILE -e -nn -tt`, parsed; panics on a file tcpdump cannot read or a line that does
 /// not parse.
 pub fn read_capture(file: &std::path::Path) -> Vec<ArpFrame> {
     try_read_capture(file).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// `tcpdump -r FILE -e -nn`, parsed (an error while tcpdump may still be writing the file's
+/// `tcpdump -r FILE -e -nn -tt`, parsed (an error while tcpdump may still be writing the file's
 /// last record, say).
 pub fn try_read_capture(file: &std::path::Path) -> Result<Vec<ArpFrame>, String> {
     let mut cmd = std::process::Command::new("tcpdump");
-    cmd.args(["-r"]).arg(file).args(["-e", "-nn"]);
+    cmd.args(["-r"]).arg(file).args(["-e", "-nn", "-tt"]);
     let out = run_with_timeout(cmd, None, Duration::from_secs(30));
     if !out.ok {
         return Err(format!(

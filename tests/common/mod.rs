@@ -1,12 +1,15 @@
 //! Shared helpers for the integration tests: a minimal HTTP/1.1 client (one connection per
 //! request) and a watch-stream reader for the API simulator tests; the network-namespace lab
 //! ([`netlab`]) and ferrolb's kubectl-side checks ([`e2e`]) for the end-to-end tests, and the
-//! L2-mode lab and the client's view of an address ([`l2`]).
+//! L2-mode lab and the client's view of an address ([`l2`]), the gossip lab's set-up
+//! ([`gossip`]) and the client's 10 ms TCP probe ([`probe`]).
 #![allow(dead_code)]
 
 pub mod e2e;
+pub mod gossip;
 pub mod l2;
 pub mod netlab;
+pub mod probe;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -474,6 +474,28 @@ fn gratuitous_refresh_is_off_or_at_least_a_second() {
 }
 
 #[test]
+fn drain_grace_is_zero_to_ten_minutes() {
+    assert_eq!(
+        config("").l2.drain_grace,
+        std::time::Duration::from_secs(30)
+    );
+    assert_eq!(
+        config("[l2]\ndrain_grace = \"0s\"\n").l2.drain_grace,
+        std::time::Duration::ZERO
+    );
+    assert_eq!(
+        config("[l2]\ndrain_grace = \"10m\"\n").l2.drain_grace,
+        std::time::Duration::from_secs(600)
+    );
+    refused(
+        "[l2]\ndrain_grace = \"11m\"\n",
+        "l2.drain_grace",
+        "660s is out of range: use 0s to 600s",
+    );
+    refused("[l2]\ndrain_grace = \"soon\"\n", "l2.drain_grace", "");
+}
+
+#[test]
 fn quorum_without_gossip_warns() {
     let w = warnings("[cluster]\nenabled = false\n[l2]\nrequire_quorum = true\n");
     assert!(w.iter().any(|d| d.key == "l2.require_quorum"));

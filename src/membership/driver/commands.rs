@@ -24,7 +24,10 @@ impl Driver {
                 }
             }
             Command::Join(targets) => self.set_join(targets),
-            Command::Faults(f) => self.faults = f,
+            Command::Faults(f) => {
+                self.faults = f;
+                lock(&self.inbox).ignore_broadcast_meta = f.ignore_broadcast_meta;
+            }
             Command::Leave(done) => {
                 self.leave().await;
                 let _ = done.send(());

@@ -201,5 +201,6 @@ impl Driver {
             self.resolve_names();
         }
         self.join_round(now);
+        self.digest_round(now);
     }
 }

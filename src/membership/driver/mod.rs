@@ -21,7 +21,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::broadcast::{lock, Handler, Inbox};
+use super::broadcast::{lock, Direct, Handler, Inbox};
 use super::codec::Codec;
 use super::identity::NodeId;
 use super::lifeguard::{Awareness, SuspicionBounds, Suspicions};
@@ -33,6 +33,7 @@ use super::wire::{self, Body, Check};
 use crate::config::JoinAddress;
 
 mod commands;
+mod digest;
 mod events;
 mod packets;
 mod timers;
@@ -67,6 +68,9 @@ pub struct Faults {
     pub drop_outgoing: bool,
     /// Keep a copy of every datagram sent (see `Membership::take_captured`).
     pub capture_outgoing: bool,
+    /// Ignore metadata that arrives by broadcast (as if every broadcast of it were lost);
+    /// metadata sent directly, on request, still counts.
+    pub ignore_broadcast_meta: bool,
 }
 
 /// Requests from the handle.
@@ -152,6 +156,9 @@ pub(crate) struct Driver {
     resolved_rx: mpsc::UnboundedReceiver<((String, u16), Vec<SocketAddr>)>,
     join_backoff: HashMap<SocketAddr, (Instant, Duration)>,
     meta_requested: HashMap<SocketAddr, Instant>,
+    /// Newer metadata versions asked for after a digest, and when.
+    refresh_requested: HashMap<SocketAddr, Instant>,
+    last_digest: Option<Instant>,
     cmds: mpsc::UnboundedReceiver<Command>,
     view_tx: watch::Sender<MembershipView>,
     shared: Shared,
@@ -270,6 +277,8 @@ impl Driver {
             resolved_rx,
             join_backoff: HashMap::new(),
             meta_requested: HashMap::new(),
+            refresh_requested: HashMap::new(),
+            last_digest: None,
             cmds: s.cmds,
             view_tx: s.view_tx,
             shared: s.shared,

@@ -40,6 +40,7 @@ impl Driver {
                 }
             }
             Ok(Body::Items(items)) => {
+                let _direct = Direct::mark(&self.inbox);
                 for item in items {
                     if let Err(e) = self.foca.add_broadcast(item) {
                         bump(&c.dropped_invalid);
@@ -57,6 +58,7 @@ impl Driver {
                     self.send_meta_to(reply_to).await;
                 }
             }
+            Ok(Body::Digest(d)) => self.digest_received(d).await,
             Err(e) => {
                 bump(&c.dropped_invalid);
                 tracing::debug!(%from, error = %e, "gossip body refused");

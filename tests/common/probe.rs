@@ -1,24 +1,24 @@
-//! The client's probe: a new TCP connection to the Service address every 10 ms, an HTTP
-//! request on it, one line per attempt: `<unix time of the attempt's start> <answering node,
-//! or - and the error>`. A failed attempt is short: 20 ms to connect (the LAN answers a
-//! handshake in well under a millisecond), 50 ms to read the answer (the responder answers at
-//! once): an attempt in flight when the owner dies blinds the probe for at most ~50 ms.
+//! The client's probe, shared by the gossip end-to-end tests and the failover benchmark: a
+//! new TCP connection to the Service address every 10 ms, an HTTP request on it (HTTP,
+//! because the responder answers a silent connection only after 200 ms), one line per
+//! attempt: `<unix time of the attempt's start> <answering node, or - and the error>`.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::l2::L2Lab;
-use crate::common::netlab::{wait_for, Proc};
+use super::l2::L2Lab;
+use super::netlab::{wait_for, Proc};
 
 const SCRIPT: &str = r#"
 import socket, sys, time
 address, out = sys.argv[1], open(sys.argv[2], "a", buffering=1)
+connect, read = float(sys.argv[3]), float(sys.argv[4])
 while True:
     t = time.time()
     try:
-        s = socket.create_connection((address, 80), timeout=0.02)
-        s.settimeout(0.05)
+        s = socket.create_connection((address, 80), timeout=connect)
+        s.settimeout(read)
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
         data = b""
         while True:
@@ -34,6 +34,30 @@ while True:
     out.write(f"{t:.4f} {who}\n")
     time.sleep(max(0.0, 0.01 - (time.time() - t)))
 "#;
+
+/// How long one attempt may wait.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// To connect.
+    pub connect: Duration,
+    /// To read the answer once connected.
+    pub read: Duration,
+}
+
+impl Timeouts {
+    /// For measuring: a failed attempt is short (the LAN answers a handshake in well under a
+    /// millisecond and the responder answers at once), so an attempt in flight when the owner
+    /// dies blinds the probe for at most ~50 ms.
+    pub const SHORT: Timeouts = Timeouts {
+        connect: Duration::from_millis(20),
+        read: Duration::from_millis(50),
+    };
+    /// For asserting on a loaded test machine: a slow but successful answer is not lost.
+    pub const PATIENT: Timeouts = Timeouts {
+        connect: Duration::from_millis(200),
+        read: Duration::from_millis(300),
+    };
+}
 
 /// Wall-clock seconds (the probe's clock: same host, so the same clock).
 pub fn now() -> f64 {
@@ -69,25 +93,39 @@ pub struct Window {
 
 impl Probe {
     /// Starts a probe of `address` (its record file named `name`).
-    pub fn start(l: &L2Lab, address: IpAddr, name: &str) -> Probe {
+    pub fn start(l: &L2Lab, address: IpAddr, name: &str, timeouts: Timeouts) -> Probe {
         let file = l.lab.path(&format!("{name}.txt"));
         let log = l.lab.path(&format!("{name}.log"));
-        let args = ["-c", SCRIPT, &address.to_string(), &file.to_string_lossy()];
+        let args = [
+            "-c",
+            SCRIPT,
+            &address.to_string(),
+            &file.to_string_lossy(),
+            &timeouts.connect.as_secs_f64().to_string(),
+            &timeouts.read.as_secs_f64().to_string(),
+        ];
         let proc = l.lab.spawn(&l.client.ns, "python3", &args, &log);
         Probe { file, proc }
     }
 
-    /// The attempts started in `[since, until)`: (time, answering node or `None`).
-    pub fn samples(&self, since: f64, until: f64) -> Vec<(f64, Option<String>)> {
+    /// The raw records of the attempts started in `[since, until)`: (time, node or `-error`).
+    fn records(&self, since: f64, until: f64) -> Vec<(f64, String)> {
         std::fs::read_to_string(&self.file)
             .unwrap_or_default()
             .lines()
             .filter_map(|line| {
                 let (t, who) = line.split_once(' ')?;
                 let t: f64 = t.parse().ok()?;
-                (t >= since && t < until)
-                    .then(|| (t, (!who.starts_with('-')).then(|| who.to_string())))
+                (t >= since && t < until).then(|| (t, who.to_string()))
             })
+            .collect()
+    }
+
+    /// The attempts started in `[since, until)`: (time, answering node or `None`).
+    pub fn samples(&self, since: f64, until: f64) -> Vec<(f64, Option<String>)> {
+        self.records(since, until)
+            .into_iter()
+            .map(|(t, who)| (t, (!who.starts_with('-')).then_some(who)))
             .collect()
     }
 
@@ -116,14 +154,9 @@ impl Probe {
 
     /// The error kinds of the failed attempts started in `[since, until)`.
     pub fn errors(&self, since: f64, until: f64) -> Vec<String> {
-        std::fs::read_to_string(&self.file)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|line| {
-                let (t, who) = line.split_once(' ')?;
-                let t: f64 = t.parse().ok()?;
-                (t >= since && t < until && who.starts_with('-')).then(|| who.to_string())
-            })
+        self.records(since, until)
+            .into_iter()
+            .filter_map(|(_, who)| who.starts_with('-').then_some(who))
             .collect()
     }
 

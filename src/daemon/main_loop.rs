@@ -1,0 +1,361 @@
+//! The daemon's main loop: one owner of all state, receiving everything as messages —
+//! reflector updates, the Lease's verdict, re-reads from the writer, gossip view changes,
+//! signals — so decisions never race each other. [`MainLoop::step`] waits for one message
+//! and hands it to the method named after it; [`MainLoop::shutdown`] is the planned stop.
+
+use std::collections::BTreeSet;
+
+use tokio::signal::unix::Signal;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::{gossip, ipam_pools, reload, speaker, DaemonError, State};
+use super::{HANDOVER_TIMEOUT, RELEASE_TIMEOUT, REPLAN_EVERY};
+use crate::allocator::{self, Action};
+use crate::config::{LoadOptions, Loaded};
+use crate::host::notify;
+use crate::kube::events::EventRecorder;
+use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
+use crate::kube::reflector::Update;
+use crate::l2::L2Event;
+
+/// The signals the daemon handles.
+pub(super) struct Signals {
+    pub term: Signal,
+    pub int: Signal,
+    pub hup: Signal,
+    pub usr1: Signal,
+}
+
+/// What the main loop waits on besides its own timers.
+pub(super) struct Inputs {
+    pub signals: Signals,
+    pub services: mpsc::Receiver<Update<ServiceInfo>>,
+    pub nodes: mpsc::Receiver<Update<NodeInfo>>,
+    pub slices: mpsc::Receiver<Update<EndpointSliceInfo>>,
+    pub l2: mpsc::UnboundedReceiver<L2Event>,
+    /// Whether this node holds the allocator Lease.
+    pub leading: watch::Receiver<bool>,
+}
+
+/// Where a drain (SIGUSR1) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Not draining.
+    Off,
+    /// Withdrawn; answering until then.
+    Until(Instant),
+    /// Grace period over: answering nothing, planning nothing.
+    Done,
+}
+
+impl Drain {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Drain::Until(t) => Some(t),
+            Drain::Off | Drain::Done => None,
+        }
+    }
+}
+
+/// Whether the loop goes on after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// Everything the main loop owns.
+pub(super) struct MainLoop {
+    opts: LoadOptions,
+    current: Loaded,
+    node: String,
+    state: State,
+    speaker: speaker::Speaker,
+    controller: Option<allocator::Controller>,
+    gossip: Option<gossip::Gossip>,
+    actions: mpsc::UnboundedSender<Action>,
+    /// Records Events on this node's Node (gossip's `ConfigMismatch`).
+    node_events: EventRecorder,
+    /// Initial sync reported to systemd.
+    ready: bool,
+    /// Set by every change the plan depends on; cleared by re-planning, which waits until no
+    /// message is queued (or [`REPLAN_EVERY`] messages went by) so a burst costs one plan.
+    replan: bool,
+    since_plan: u32,
+    drain: Drain,
+}
+
+impl MainLoop {
+    /// The loop's state at start: nothing known yet, a plan due.
+    pub(super) fn new(
+        opts: LoadOptions,
+        current: Loaded,
+        node: String,
+        speaker: speaker::Speaker,
+        actions: mpsc::UnboundedSender<Action>,
+        node_events: EventRecorder,
+    ) -> MainLoop {
+        MainLoop {
+            opts,
+            current,
+            node,
+            state: State::default(),
+            speaker,
+            controller: None,
+            gossip: None,
+            actions,
+            node_events,
+            ready: false,
+            replan: true,
+            since_plan: 0,
+            drain: Drain::Off,
+        }
+    }
+
+    /// Waits for one message, handles it, then does what became possible (start gossip, the
+    /// allocator, report readiness).
+    pub(super) async fn step(&mut self, inputs: &mut Inputs) -> Result<Flow, DaemonError> {
+        let plan_now = self.plan_due();
+        tokio::select! {
+            biased;
+            _ = inputs.signals.term.recv() => { tracing::info!("SIGTERM received; stopping"); return Ok(Flow::Stop); }
+            _ = inputs.signals.int.recv() => { tracing::info!("SIGINT received; stopping"); return Ok(Flow::Stop); }
+            _ = inputs.signals.usr1.recv(), if self.drain == Drain::Off => self.start_drain(),
+            () = sleep_until(self.drain.deadline()) => self.end_drain(),
+            // The hold after regaining quorum ends: plan again (once; the plan clears it).
+            () = sleep_until(self.speaker.hold_until()), if !self.replan => self.replan = true,
+            () = std::future::ready(()), if plan_now && self.since_plan >= REPLAN_EVERY => self.plan(),
+            Some(update) = inputs.services.recv() => self.on_service(update),
+            Some(update) = inputs.nodes.recv() => self.on_node(update),
+            () = view_changed(self.gossip.as_mut()) => self.on_view_changed(),
+            Some(update) = inputs.slices.recv() => self.replan |= !self.state.slices.apply(update).is_empty(),
+            Some(event) = inputs.l2.recv() => self.speaker.l2_event(event, &self.state.services),
+            Ok(()) = inputs.leading.changed() => self.on_leading_changed(&mut inputs.leading),
+            _ = inputs.signals.hup.recv() => self.on_reload().await,
+            () = std::future::ready(()), if plan_now => self.plan(),
+        }
+        self.start_gossip_when_nodes_known().await?;
+        if self.replan {
+            self.since_plan = self.since_plan.saturating_add(1);
+        }
+        self.start_allocator_when_leading(*inputs.leading.borrow());
+        self.report_initial_sync();
+        Ok(Flow::Continue)
+    }
+
+    /// A plan is wanted and allowed: the caches and (with gossip) the membership are synced,
+    /// and no drain froze the announcements (a re-plan after leaving would stop answering at
+    /// once; after the drain nothing is planned any more).
+    fn plan_due(&self) -> bool {
+        let gate_open = !self.current.config.cluster.enabled
+            || self.gossip.as_ref().is_some_and(|g| g.synced());
+        self.replan && self.state.synced() && gate_open && self.drain == Drain::Off
+    }
+
+    /// Re-plans and publishes the result to gossip.
+    fn plan(&mut self) {
+        let config = &self.current.config;
+        let input = self.gossip.as_ref().map(|g| g.input(config.l2.failback));
+        let s = &self.state;
+        self.speaker.update(&s.services, &s.nodes, &s.slices, input);
+        if let Some(g) = self.gossip.as_mut() {
+            g.publish(self.speaker.claims(), self.speaker.announceable_pools());
+        }
+        self.replan = false;
+        self.since_plan = 0;
+    }
+
+    /// SIGUSR1: withdraw from candidacy and keep answering for the grace period
+    /// (`l2.drain_grace`, as configured now).
+    fn start_drain(&mut self) {
+        let grace = self.current.config.l2.drain_grace;
+        tracing::info!(grace = %humantime::format_duration(grace), announced = self.speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
+        match self.gossip.as_mut() {
+            Some(g) => g.withdraw(),
+            None => tracing::warn!("draining without gossip: other nodes cannot know, so nobody takes the addresses over"),
+        }
+        self.drain = Drain::Until(Instant::now() + grace);
+    }
+
+    /// The drain's grace period is over: stop answering, claim nothing.
+    fn end_drain(&mut self) {
+        tracing::info!(
+            announced = self.speaker.announced(),
+            "drain grace period over; no longer answering ARP/NDP"
+        );
+        self.speaker.silence();
+        if let Some(g) = self.gossip.as_mut() {
+            g.publish(self.speaker.claims(), BTreeSet::new());
+        }
+        self.drain = Drain::Done;
+    }
+
+    fn on_service(&mut self, update: Update<ServiceInfo>) {
+        let changed = self.state.services.apply(update);
+        self.replan |= !changed.is_empty();
+        if let Some(c) = self.controller.as_mut() {
+            let mut actions = Vec::new();
+            for key in &changed {
+                actions.extend(c.service_changed(key, self.state.services.get(key)));
+            }
+            self.dispatch(actions);
+        }
+    }
+
+    fn on_node(&mut self, update: Update<NodeInfo>) {
+        if !self.state.nodes.apply(update).is_empty() {
+            self.replan = true;
+            if let Some(g) = self.gossip.as_mut() {
+                g.nodes_changed(&self.current.config, &self.state.nodes);
+            }
+        }
+    }
+
+    fn on_view_changed(&mut self) {
+        if let Some(g) = self.gossip.as_mut() {
+            g.check_view();
+        }
+        self.replan = true;
+    }
+
+    fn on_leading_changed(&mut self, leading: &mut watch::Receiver<bool>) {
+        if !*leading.borrow_and_update() && self.controller.take().is_some() {
+            tracing::warn!("no longer the allocator");
+        }
+    }
+
+    /// SIGHUP: re-read the configuration and apply it (a bad file changes nothing).
+    async fn on_reload(&mut self) {
+        notify::reloading();
+        if let Some(new) = reload(&self.opts) {
+            self.current = new;
+        }
+        self.speaker.reconfigure(&self.current.config).await;
+        if let Some(g) = self.gossip.as_ref() {
+            g.reconfigure(&self.current.config);
+        }
+        self.replan = true;
+        if let Some(c) = self.controller.as_mut() {
+            let pools = ipam_pools(&self.current.config);
+            let actions = c.set_pools(&pools, |k| self.state.services.get(k));
+            self.dispatch(actions);
+        }
+    }
+
+    /// With `cluster.enabled`, membership starts once the Nodes are known (the join list
+    /// and the address to advertise come from them).
+    async fn start_gossip_when_nodes_known(&mut self) -> Result<(), DaemonError> {
+        let config = &self.current.config;
+        if self.gossip.is_none() && config.cluster.enabled && self.state.nodes.synced() {
+            let events = self.node_events.clone();
+            let g = gossip::Gossip::start(config, &self.node, &self.state.nodes, events).await?;
+            self.gossip = Some(g);
+        }
+        Ok(())
+    }
+
+    /// Starts allocating once leading and the Services are known: a fresh allocator first
+    /// loads every Service's status, so a handover never moves an address.
+    fn start_allocator_when_leading(&mut self, leading: bool) {
+        if self.controller.is_some() || !leading || !self.state.services.synced() {
+            return;
+        }
+        let config = &self.current.config;
+        let mut c = allocator::Controller::new(
+            &ipam_pools(config),
+            config.kubernetes.load_balancer_class.clone(),
+        );
+        let actions = c.start(self.state.services.iter());
+        tracing::info!(
+            allocated = c.allocated(),
+            pending = c.pending(),
+            "allocator started"
+        );
+        self.controller = Some(c);
+        self.dispatch(actions);
+    }
+
+    fn report_initial_sync(&mut self) {
+        if self.ready || !self.state.synced() {
+            return;
+        }
+        self.ready = true;
+        tracing::info!(
+            services = self.state.services.len(),
+            nodes = self.state.nodes.len(),
+            endpointslices = self.state.slices.len(),
+            "initial sync complete"
+        );
+        notify::ready(&super::status_line(
+            &self.state,
+            self.controller.as_ref(),
+            &self.speaker,
+        ));
+    }
+
+    /// Hands the allocator's actions to the writer.
+    fn dispatch(&self, actions: Vec<Action>) {
+        for action in actions {
+            let _ = self.actions.send(action);
+        }
+    }
+
+    /// The planned stop: with gossip, withdraw, keep answering until others claim our
+    /// addresses (at most [`HANDOVER_TIMEOUT`]) and leave; then stop the responders and
+    /// release the Lease.
+    pub(super) async fn shutdown(self, election: JoinHandle<()>, release: watch::Sender<bool>) {
+        notify::stopping();
+        let MainLoop {
+            mut gossip,
+            speaker,
+            ..
+        } = self;
+        if let Some(g) = gossip.as_mut() {
+            hand_over(g, &speaker).await;
+            g.leave().await;
+        }
+        speaker.stop().await;
+        let _ = release.send(true);
+        if tokio::time::timeout(RELEASE_TIMEOUT, election)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the Lease release did not finish in time; it expires by itself");
+        }
+    }
+}
+
+/// Withdraws and waits until other members claim what this node announces.
+async fn hand_over(g: &mut gossip::Gossip, speaker: &speaker::Speaker) {
+    let announced = speaker.claims();
+    if announced.is_empty() {
+        return;
+    }
+    let started = Instant::now();
+    g.withdraw();
+    let left_over = g.wait_handover(&announced, HANDOVER_TIMEOUT).await;
+    tracing::info!(
+        announced = announced.len(),
+        not_taken_over = left_over.len(),
+        waited_ms = started.elapsed().as_millis() as u64,
+        "handed the addresses over; stopping"
+    );
+}
+
+/// The next change of the gossip view; never, without gossip.
+async fn view_changed(gossip: Option<&mut gossip::Gossip>) {
+    match gossip {
+        Some(g) => g.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until `deadline`; never, without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
