@@ -25,7 +25,7 @@ fn inspect(body: &[u8]) {
                 }
             }
         }
-        Ok(Body::MetaRequest(_) | Body::Check(_) | Body::CheckAck(_)) | Err(_) => {}
+        Ok(Body::MetaRequest(_) | Body::Check(_) | Body::CheckAck(_) | Body::Digest(_)) | Err(_) => {}
     }
 }
 
