@@ -33,6 +33,7 @@ fn setup(prefix: &str, n: u8, failback: &str) -> (L2Lab, IpAddr, String) {
             cluster_net: true,
             l2: format!("failback = \"{failback}\""),
             cluster: "sync_timeout = \"60s\"".into(),
+            ..L2Options::default()
         },
     );
     let address = gossip_web(&l);

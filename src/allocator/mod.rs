@@ -96,9 +96,9 @@ impl Action {
 pub struct Controller {
     ipam: ipam::Allocator,
     class: Option<String>,
-    /// Services waiting for an address: the last reason reported and the Service as last seen
-    /// (to retry it when addresses are freed).
-    pending: BTreeMap<ObjectKey, (String, ServiceInfo)>,
+    /// Services waiting for an address: the last reason reported, its kind, and the Service as
+    /// last seen (to retry it when addresses are freed).
+    pending: BTreeMap<ObjectKey, (String, &'static str, ServiceInfo)>,
 }
 
 impl Controller {
@@ -119,6 +119,16 @@ impl Controller {
     /// Number of Services waiting for an address.
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Services waiting for an address, by the kind of their last refusal
+    /// ([`AllocError::kind`]).
+    pub fn pending_by_kind(&self) -> BTreeMap<&'static str, u64> {
+        let mut out = BTreeMap::new();
+        for (_, kind, _) in self.pending.values() {
+            *out.entry(*kind).or_insert(0) += 1;
+        }
+        out
     }
 
     /// Size and use of each pool.
@@ -231,7 +241,7 @@ impl Controller {
             .pending
             .iter()
             .filter(|(k, _)| *k != except)
-            .map(|(_, (_, svc))| svc.clone())
+            .map(|(_, (_, _, svc))| svc.clone())
             .collect();
         let mut actions = Vec::new();
         for svc in waiting {
@@ -281,9 +291,9 @@ impl Controller {
             }
             Err(error) => {
                 let reason = error.to_string();
-                let repeated = self.pending.get(&key).is_some_and(|(r, _)| *r == reason);
+                let repeated = self.pending.get(&key).is_some_and(|(r, _, _)| *r == reason);
                 self.pending
-                    .insert(key.clone(), (reason.clone(), svc.clone()));
+                    .insert(key.clone(), (reason.clone(), error.kind(), svc.clone()));
                 let note = (!repeated).then(|| Note {
                     severity: Severity::Warning,
                     reason: "AllocationFailed",

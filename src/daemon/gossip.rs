@@ -133,6 +133,19 @@ pub(super) struct Gossip {
 }
 
 impl Gossip {
+    /// What a metrics scrape reads: the membership's counters and view.
+    pub(super) fn metric_handles(&self) -> super::report::GossipHandles {
+        super::report::GossipHandles {
+            counters: self.membership.counters().clone(),
+            view: self.membership.view(),
+        }
+    }
+
+    /// Members running another pool configuration (for the metrics).
+    pub(super) fn config_mismatch_members(&self) -> usize {
+        self.config_mismatch_members
+    }
+
     /// Starts membership for `node`, joining `cluster.join` or every other Node's InternalIP;
     /// `events` records what concerns the Node `node`.
     pub(super) async fn start(

@@ -10,10 +10,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::report::{LoopReport, Reporting};
 use super::{gossip, ipam_pools, reload, speaker, DaemonError, State};
 use super::{HANDOVER_TIMEOUT, RELEASE_TIMEOUT, REPLAN_EVERY};
 use crate::allocator::{self, Action};
 use crate::config::{LoadOptions, Loaded};
+use crate::host::metrics::PoolStat;
 use crate::host::notify;
 use crate::kube::events::EventRecorder;
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
@@ -85,6 +87,10 @@ pub(super) struct MainLoop {
     replan: bool,
     since_plan: u32,
     drain: Drain,
+    /// What the metrics read, published after every message.
+    reporting: Reporting,
+    reloads_ok: u64,
+    reloads_failed: u64,
 }
 
 impl MainLoop {
@@ -96,6 +102,7 @@ impl MainLoop {
         speaker: speaker::Speaker,
         actions: mpsc::UnboundedSender<Action>,
         node_events: EventRecorder,
+        reporting: Reporting,
     ) -> MainLoop {
         MainLoop {
             opts,
@@ -111,6 +118,9 @@ impl MainLoop {
             replan: true,
             since_plan: 0,
             drain: Drain::Off,
+            reporting,
+            reloads_ok: 0,
+            reloads_failed: 0,
         }
     }
 
@@ -142,7 +152,44 @@ impl MainLoop {
         }
         self.start_allocator_when_leading(*inputs.leading.borrow());
         self.report_initial_sync();
+        self.publish_report();
         Ok(Flow::Continue)
+    }
+
+    /// What the metrics read: pool use, pending Services, announcements, reloads, readiness.
+    fn publish_report(&mut self) {
+        let report = LoopReport {
+            l2: self.speaker.l2_counters(),
+            pools: self
+                .controller
+                .as_ref()
+                .map(|c| {
+                    c.usage()
+                        .into_iter()
+                        .map(|(name, u)| PoolStat {
+                            name,
+                            capacity: u.size,
+                            in_use: u.used,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            services_allocated: self.controller.as_ref().map_or(0, |c| c.allocated() as u64),
+            pending: self
+                .controller
+                .as_ref()
+                .map(allocator::Controller::pending_by_kind)
+                .unwrap_or_default(),
+            announced_l2: self.speaker.announced() as u64,
+            config_mismatch_members: self
+                .gossip
+                .as_ref()
+                .map_or(0, |g| g.config_mismatch_members() as u64),
+            reloads_ok: self.reloads_ok,
+            reloads_failed: self.reloads_failed,
+            ready: self.ready,
+        };
+        self.reporting.report.send_replace(report);
     }
 
     /// A plan is wanted and allowed: the caches and (with gossip) the membership are synced,
@@ -229,8 +276,12 @@ impl MainLoop {
     /// SIGHUP: re-read the configuration and apply it (a bad file changes nothing).
     async fn on_reload(&mut self) {
         notify::reloading();
-        if let Some(new) = reload(&self.opts) {
-            self.current = new;
+        match reload(&self.opts) {
+            Some(new) => {
+                self.current = new;
+                self.reloads_ok += 1;
+            }
+            None => self.reloads_failed += 1,
         }
         self.speaker.reconfigure(&self.current.config).await;
         if let Some(g) = self.gossip.as_ref() {
@@ -251,6 +302,7 @@ impl MainLoop {
         if self.gossip.is_none() && config.cluster.enabled && self.state.nodes.synced() {
             let events = self.node_events.clone();
             let g = gossip::Gossip::start(config, &self.node, &self.state.nodes, events).await?;
+            let _ = self.reporting.gossip.set(g.metric_handles());
             self.gossip = Some(g);
         }
         Ok(())

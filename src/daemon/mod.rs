@@ -21,10 +21,12 @@
 
 mod gossip;
 mod main_loop;
+mod report;
 mod speaker;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,15 +35,16 @@ use tokio::task::JoinHandle;
 
 use crate::allocator::{self, Action};
 use crate::config::{self, Config, LoadOptions, Loaded};
-use crate::host::notify;
+use crate::host::{metrics, notify};
 use crate::ipam;
 use crate::kube::events::EventRecorder;
 use crate::kube::lease::{self, ElectionSettings, Elector};
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ServiceInfo};
-use crate::kube::reflector::{self, ReflectorSettings, Update};
+use crate::kube::reflector::{self, Health, ReflectorSettings, Update};
 use crate::kube::store::Store;
 use crate::kube::{kubeconfig, Client, Connection};
 use main_loop::{Flow, Inputs, MainLoop, Signals};
+use report::{DaemonMetrics, LoopReport, Reporting};
 
 /// Name of the allocator Lease.
 pub const LEASE_NAME: &str = "ferrolb-allocator";
@@ -76,6 +79,9 @@ pub enum DaemonError {
     /// Gossip membership could not start.
     #[error("cannot start gossip membership: {0}")]
     Gossip(String),
+    /// The metrics endpoint could not start.
+    #[error(transparent)]
+    Metrics(#[from] metrics::server::BindError),
     /// The ARP/NDP responders could not start.
     #[error("cannot start the ARP/NDP responders for the l2 pools: {0}")]
     L2(#[from] crate::l2::L2Error),
@@ -94,7 +100,8 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
     tracing::info!(node = %node, server = %client.server(), "connecting to the Kubernetes API");
     let signals = install_signals()?;
 
-    let (svc_tx, reflected) = spawn_reflectors(&client, &loaded.config);
+    let health = Arc::new(Health::default());
+    let (svc_tx, reflected) = spawn_reflectors(&client, &loaded.config, health.clone());
     let (leading, release_tx, election) = spawn_election(&client, &loaded.config, &node);
     let events = EventRecorder::spawn(client.clone(), "ferrolb-allocator".into(), node.clone());
     let speaker_events =
@@ -118,7 +125,31 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         l2,
         leading,
     };
-    let mut main = MainLoop::new(opts, loaded, node, speaker, action_tx, speaker_events);
+    let (report_tx, report) = watch::channel(LoopReport::default());
+    let gossip_handles = Arc::new(OnceLock::new());
+    if let Some(listen) = loaded.config.metrics.listen {
+        let listener = metrics::server::bind(listen).await?;
+        tracing::info!(%listen, "metrics endpoint listening (/metrics, /healthz, /readyz)");
+        let source = Arc::new(DaemonMetrics {
+            report,
+            gossip: gossip_handles.clone(),
+            health,
+            client: client.clone(),
+        });
+        tokio::spawn(metrics::server::serve(listener, source));
+    }
+    let mut main = MainLoop::new(
+        opts,
+        loaded,
+        node,
+        speaker,
+        action_tx,
+        speaker_events,
+        Reporting {
+            report: report_tx,
+            gossip: gossip_handles,
+        },
+    );
     while main.step(&mut inputs).await? == Flow::Continue {}
     main.shutdown(election, release_tx).await;
     Ok(())
@@ -136,12 +167,14 @@ struct Reflected {
 fn spawn_reflectors(
     client: &Client,
     config: &Config,
+    health: Arc<Health>,
 ) -> (mpsc::Sender<Update<ServiceInfo>>, Reflected) {
     let k = &config.kubernetes;
     let settings = ReflectorSettings {
         watch: k.watch,
         poll_interval: k.poll_interval,
         resync_interval: k.resync_interval,
+        health,
         ..ReflectorSettings::default()
     };
     let (svc_tx, services) = mpsc::channel::<Update<ServiceInfo>>(1024);

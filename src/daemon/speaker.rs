@@ -343,6 +343,10 @@ impl Speaker {
     }
 
     /// Number of addresses this node announces.
+    pub(super) fn l2_counters(&self) -> Option<l2::CounterHandle> {
+        self.l2.as_ref().map(l2::Speaker::counter_handle)
+    }
+
     pub(super) fn announced(&self) -> usize {
         self.announced_l2.len()
     }

@@ -145,6 +145,30 @@ pub enum AllocError {
     },
 }
 
+impl AllocError {
+    /// A stable camelCase name of the kind of refusal (a metric label: no addresses or names).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AllocError::Invalid(_) => "invalidService",
+            AllocError::UnknownPool { .. } => "unknownPool",
+            AllocError::NotInAnyPool { .. } => "notInAnyPool",
+            AllocError::NotInPinnedPool { .. } => "notInPinnedPool",
+            AllocError::BuggyAddress { .. } => "buggyAddress",
+            AllocError::DifferentPools { .. } => "differentPools",
+            AllocError::FamilyMismatch { .. } => "familyMismatch",
+            AllocError::MissingFamily { .. } => "missingFamily",
+            AllocError::InUse { .. } => "inUse",
+            AllocError::SharingKeyMismatch { .. } => "sharingKeyMismatch",
+            AllocError::TrafficPolicyMismatch { .. } => "trafficPolicyMismatch",
+            AllocError::SelectorMismatch { .. } => "selectorMismatch",
+            AllocError::PortCollision { .. } => "portCollision",
+            AllocError::NoPoolForFamily { .. } => "noPoolForFamily",
+            AllocError::NoDualStackPool { .. } => "noDualStackPool",
+            AllocError::PoolExhausted { .. } => "poolExhausted",
+        }
+    }
+}
+
 /// One full pool in [`AllocError::PoolExhausted`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exhausted {

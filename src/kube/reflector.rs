@@ -4,7 +4,9 @@
 //! relist periodically as a safety net. With `watch = false`, poll by listing at an interval
 //! instead (for API paths behind proxies that cut long-lived connections).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::Metadata;
@@ -98,6 +100,54 @@ pub struct ReflectorSettings {
     pub backoff_max: Duration,
     /// A watch that delivers nothing (not even a bookmark) for this long is reopened.
     pub watch_idle: Duration,
+    /// Where the reflector counts restarts and errors (shared by the daemon's reflectors).
+    pub health: Arc<Health>,
+}
+
+/// How the reflectors are doing, for metrics: atomics, updated as they go.
+#[derive(Debug, Default)]
+pub struct Health {
+    watch_restarts: AtomicU64,
+    errors: AtomicU64,
+    /// Milliseconds since the Unix epoch of the last successful list, event or bookmark.
+    last_ok_ms: AtomicU64,
+}
+
+/// A copy of [`Health`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HealthSnapshot {
+    /// Watches reopened (ended, expired, failed) or replaced by a relist.
+    pub watch_restarts: u64,
+    /// Lists and watches that failed.
+    pub errors: u64,
+    /// When the API last answered usefully (ms since the Unix epoch); 0: never.
+    pub last_ok_ms: u64,
+}
+
+impl Health {
+    /// The counts now.
+    pub fn snapshot(&self) -> HealthSnapshot {
+        HealthSnapshot {
+            watch_restarts: self.watch_restarts.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            last_ok_ms: self.last_ok_ms.load(Ordering::Relaxed),
+        }
+    }
+
+    fn ok(&self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_ok_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn restart(&self) {
+        self.watch_restarts.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for ReflectorSettings {
@@ -110,6 +160,7 @@ impl Default for ReflectorSettings {
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             watch_idle: Duration::from_secs(150),
+            health: Arc::default(),
         }
     }
 }
@@ -125,6 +176,7 @@ pub async fn run<T: Reflected>(
         let version = match list::<T>(&client, settings.page_size).await {
             Ok((items, version)) => {
                 backoff.reset();
+                settings.health.ok();
                 tracing::debug!(kind = T::KIND, items = items.len(), %version, "listed");
                 if tx.send(Update::Replaced(items)).await.is_err() {
                     return;
@@ -132,6 +184,7 @@ pub async fn run<T: Reflected>(
                 version
             }
             Err(error) => {
+                settings.health.error();
                 let delay = backoff.next_delay(fastrand::f64(), error.retry_after());
                 tracing::warn!(kind = T::KIND, %error, retry_in = ?delay, "list failed");
                 tokio::time::sleep(delay).await;
@@ -179,10 +232,13 @@ async fn watch_until_relist<T: Reflected>(
         {
             Ok(stream) => stream,
             Err(error) if error.is_gone() => {
+                settings.health.restart();
                 tracing::info!(kind = T::KIND, "watch version expired; relisting");
                 return WatchEnd::Relist;
             }
             Err(error) => {
+                settings.health.error();
+                settings.health.restart();
                 let delay = backoff.next_delay(fastrand::f64(), error.retry_after());
                 tracing::warn!(kind = T::KIND, %error, retry_in = ?delay, "watch failed");
                 tokio::time::sleep(delay).await;
@@ -203,6 +259,7 @@ async fn watch_until_relist<T: Reflected>(
                     Update::Deleted(T::from_raw(raw).key())
                 }
                 Ok(WatchEvent::Bookmark(rv)) => {
+                    settings.health.ok();
                     if !rv.is_empty() {
                         version = rv;
                     }
@@ -210,10 +267,12 @@ async fn watch_until_relist<T: Reflected>(
                     continue;
                 }
                 Ok(WatchEvent::Error(status)) if status.code == 410 => {
+                    settings.health.restart();
                     tracing::info!(kind = T::KIND, message = %status.message, "watch expired; relisting");
                     return WatchEnd::Relist;
                 }
                 Ok(WatchEvent::Error(status)) => {
+                    settings.health.error();
                     tracing::warn!(kind = T::KIND, code = status.code, reason = %status.reason, message = %status.message, "watch ended with an error");
                     break;
                 }
@@ -223,12 +282,17 @@ async fn watch_until_relist<T: Reflected>(
                 }
             };
             delivered = true;
+            settings.health.ok();
             if tx.send(update).await.is_err() {
                 return WatchEnd::ConsumerGone;
             }
         }
         // A watch that ends at once without delivering anything counts as a failure, so a
         // server that keeps dropping watches is not re-watched in a tight loop.
+        settings.health.restart();
+        if failure.is_some() {
+            settings.health.error();
+        }
         if delivered && failure.is_none() || opened.elapsed() > Duration::from_secs(30) {
             backoff.reset();
             tracing::debug!(kind = T::KIND, %version, "watch closed; resuming");

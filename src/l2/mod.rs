@@ -26,4 +26,4 @@ mod sys;
 
 pub use counters::Counters;
 pub use frame::MacAddr;
-pub use speaker::{Announcement, L2Error, L2Event, Speaker, SpeakerSettings};
+pub use speaker::{Announcement, CounterHandle, L2Error, L2Event, Speaker, SpeakerSettings};

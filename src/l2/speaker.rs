@@ -90,6 +90,17 @@ pub enum L2Error {
     Multicast(#[source] io::Error),
 }
 
+/// Reads the responders' counters (see [`Speaker::counter_handle`]).
+#[derive(Debug, Clone)]
+pub struct CounterHandle(Arc<CounterCells>);
+
+impl CounterHandle {
+    /// The counters now.
+    pub fn snapshot(&self) -> Counters {
+        self.0.snapshot()
+    }
+}
+
 /// The L2 speaker (see the module doc). Dropping it stops everything without waiting;
 /// [`Speaker::stop`] also waits for the responder threads.
 pub struct Speaker {
@@ -184,6 +195,12 @@ impl Speaker {
     /// The counters.
     pub fn counters(&self) -> Counters {
         self.counters.snapshot()
+    }
+
+    /// A handle on the counters for readers that outlive a borrow of the speaker (a metrics
+    /// scrape).
+    pub fn counter_handle(&self) -> CounterHandle {
+        CounterHandle(self.counters.clone())
     }
 
     /// Stops answering and announcing, leaves the multicast groups and waits for the

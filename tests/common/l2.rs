@@ -112,6 +112,8 @@ pub struct L2Options {
     /// More `[cluster]` keys for each node, as TOML (`sync_timeout = "60s"`). Only with
     /// `gossip`.
     pub cluster: String,
+    /// The metrics endpoint on each node's LAN address, port 7472.
+    pub metrics: bool,
 }
 
 /// The cluster network's bridge (in the LAN namespace).
@@ -402,6 +404,9 @@ impl L2Lab {
             );
             let mut node_config = NodeConfig::new(&host.name, &api.kubeconfig);
             node_config.l2 = options.l2.clone();
+            if options.metrics {
+                node_config.metrics_listen = format!("{}:7472", host.ipv4);
+            }
             if let Some(key) = &key {
                 let me = gossip_ip(i);
                 let join: Vec<String> = node_ips

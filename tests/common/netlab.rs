@@ -792,7 +792,7 @@ impl PoolConfig {
     }
 }
 
-/// A node's ferrolb.toml for the lab: gossip and metrics off, the lab's kubeconfig, short
+/// A node's ferrolb.toml for the lab: gossip and metrics off (unless set), the lab's kubeconfig, short
 /// Lease timings (4 s / 3 s / 1 s) so handovers happen within a test's patience.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -812,6 +812,8 @@ pub struct NodeConfig {
     pub cluster: String,
     /// The `[l2]` section's keys, as TOML (empty by default: no `[l2]` section).
     pub l2: String,
+    /// `[metrics] listen` (empty by default: off).
+    pub metrics_listen: String,
 }
 
 impl NodeConfig {
@@ -830,6 +832,7 @@ impl NodeConfig {
             log_level: "info".into(),
             cluster: "enabled = false\n".into(),
             l2: String::new(),
+            metrics_listen: String::new(),
         }
     }
 
@@ -858,7 +861,12 @@ impl NodeConfig {
             d(self.lease.2),
             self.kubernetes_extra
         );
-        let _ = writeln!(t, "[cluster]\n{}\n[metrics]\nlisten = \"\"\n", self.cluster);
+        let _ = writeln!(
+            t,
+            "[cluster]\n{}\n[metrics]\nlisten = {}\n",
+            self.cluster,
+            q(&self.metrics_listen)
+        );
         let _ = writeln!(t, "[log]\nlevel = {}\n", q(&self.log_level));
         if !self.l2.is_empty() {
             let _ = writeln!(t, "[l2]\n{}\n", self.l2);
