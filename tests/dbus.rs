@@ -1,7 +1,8 @@
 //! The D-Bus interface over a private `dbus-daemon` whose config includes the shipped policy
 //! (packaging/dbus/io.ferrolb.Daemon1.conf): `busctl` introspects, reads and calls it, the
 //! `ferrolb status`/`drain` client talks to it, and the policy keeps other users read-only.
-//! Needs `dbus-daemon` and `busctl` (Debian: packages `dbus-daemon` and `systemd`).
+//! Needs `dbus-daemon`, `busctl` and `setpriv` (Debian: packages `dbus-daemon`, `systemd`,
+//! `util-linux`).
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
