@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use ferrolb::config::{self, LoadOptions};
+use ferrolb::host::dbus::cli as dbus_cli;
 use ferrolb::host::logging;
 
 /// LoadBalancer Services for bare-metal Kubernetes: one host daemon per node answers ARP/NDP or
@@ -49,6 +50,16 @@ enum Command {
         #[arg(long, short = 'o', value_name = "PATH")]
         output: Option<PathBuf>,
     },
+    /// Show what the running daemon is doing (over D-Bus): a summary, or one table.
+    Status(ferrolb::host::dbus::cli::StatusArgs),
+    /// Hand every address away to the other nodes, answering for a grace period.
+    Drain(ferrolb::host::dbus::cli::DrainArgs),
+    /// Take part in announcing again after `ferrolb drain`.
+    Undrain(ferrolb::host::dbus::cli::BusArgs),
+    /// Ask the running daemon to re-read its configuration (as `systemctl reload` does).
+    Reload(ferrolb::host::dbus::cli::BusArgs),
+    /// Ask the running daemon to exit for a graceful restart.
+    Restart(ferrolb::host::dbus::cli::BusArgs),
     /// The lab: what tests and demos run ferrolb against.
     #[cfg(feature = "lab")]
     #[command(subcommand)]
@@ -80,6 +91,11 @@ fn main() -> ExitCode {
             ca_file,
             output,
         } => write_kubeconfig(&server, &token_file, ca_file.as_deref(), output.as_deref()),
+        Command::Status(args) => dbus_cli::status(args),
+        Command::Drain(args) => dbus_cli::drain(args),
+        Command::Undrain(bus) => dbus_cli::control(dbus_cli::Control::Undrain, bus),
+        Command::Reload(bus) => dbus_cli::control(dbus_cli::Control::Reload, bus),
+        Command::Restart(bus) => dbus_cli::control(dbus_cli::Control::Restart, bus),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Apiserver(args)) => ferrolb::lab::apiserver::run_cli(*args),
         #[cfg(feature = "lab")]
