@@ -245,7 +245,8 @@ fn run(path: Option<PathBuf>) -> ExitCode {
         return ExitCode::FAILURE;
     };
     match runtime.block_on(ferrolb::daemon::run(opts, loaded)) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(ferrolb::daemon::Exit::Stopped) => ExitCode::SUCCESS,
+        Ok(ferrolb::daemon::Exit::Restart) => ExitCode::from(ferrolb::daemon::Exit::RESTART_CODE),
         Err(error) => {
             tracing::error!(%error, "daemon stopped");
             eprintln!("ferrolb: {error}");

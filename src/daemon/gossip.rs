@@ -286,11 +286,39 @@ impl Gossip {
     /// announce no pool, so every other node's plan passes it over
     /// ([`Reason::NoUsableInterface`](crate::plan::Reason::NoUsableInterface)) and the
     /// next-ranked takes its addresses — while this node still sees the gossip that says so
-    /// (after [`Gossip::leave`] it hears nothing more). Irreversible until restart.
+    /// (after [`Gossip::leave`] it hears nothing more). [`Gossip::rejoin_candidacy`] undoes it.
     pub(super) fn withdraw(&mut self) {
         self.withdrawn = true;
         self.membership.set_pools(BTreeSet::new());
         self.pools = Some(BTreeSet::new());
+    }
+
+    /// Undoes [`Gossip::withdraw`] (an undrain): the next plan publishes the pools again.
+    pub(super) fn rejoin_candidacy(&mut self) {
+        self.withdrawn = false;
+        self.pools = None;
+    }
+
+    /// Members alive, of all known.
+    pub(super) fn member_count(&self) -> (usize, usize) {
+        let view = self.view.borrow();
+        (
+            view.members.values().filter(|m| m.state.is_alive()).count(),
+            view.members.len(),
+        )
+    }
+
+    /// The members as the status shows them: name, gossip address, state.
+    pub(super) fn member_rows(&self) -> Vec<crate::host::dbus::MemberRow> {
+        let view = self.view.borrow();
+        view.members
+            .iter()
+            .map(|(name, m)| crate::host::dbus::MemberRow {
+                name: name.clone(),
+                address: m.addr.to_string(),
+                state: m.state.as_str().to_string(),
+            })
+            .collect()
     }
 
     /// Leaves the cluster: every member sees this node as left at once, so it is no longer a

@@ -15,6 +15,7 @@ use super::{gossip, ipam_pools, reload, speaker, DaemonError, State};
 use super::{HANDOVER_TIMEOUT, RELEASE_TIMEOUT, REPLAN_EVERY};
 use crate::allocator::{self, Action};
 use crate::config::{LoadOptions, Loaded};
+use crate::host::dbus::{Action as DbusAction, Request};
 use crate::host::metrics::PoolStat;
 use crate::host::notify;
 use crate::kube::events::EventRecorder;
@@ -39,6 +40,8 @@ pub(super) struct Inputs {
     pub l2: mpsc::UnboundedReceiver<L2Event>,
     /// Whether this node holds the allocator Lease.
     pub leading: watch::Receiver<bool>,
+    /// Method calls from D-Bus (`ferrolb drain`, `reload`, …).
+    pub requests: mpsc::Receiver<Request>,
 }
 
 /// Where a drain (SIGUSR1) stands.
@@ -91,6 +94,10 @@ pub(super) struct MainLoop {
     reporting: Reporting,
     reloads_ok: u64,
     reloads_failed: u64,
+    /// The status rows need rebuilding (a plan, a view change, a drain).
+    status_dirty: bool,
+    /// A restart was asked for over D-Bus (the loop stopped for it).
+    pub(super) restart: bool,
 }
 
 impl MainLoop {
@@ -121,6 +128,8 @@ impl MainLoop {
             reporting,
             reloads_ok: 0,
             reloads_failed: 0,
+            status_dirty: true,
+            restart: false,
         }
     }
 
@@ -132,7 +141,12 @@ impl MainLoop {
             biased;
             _ = inputs.signals.term.recv() => { tracing::info!("SIGTERM received; stopping"); return Ok(Flow::Stop); }
             _ = inputs.signals.int.recv() => { tracing::info!("SIGINT received; stopping"); return Ok(Flow::Stop); }
-            _ = inputs.signals.usr1.recv(), if self.drain == Drain::Off => self.start_drain(),
+            _ = inputs.signals.usr1.recv(), if self.drain == Drain::Off => self.start_drain(self.current.config.l2.drain_grace),
+            Some(request) = inputs.requests.recv() => {
+                if self.on_request(request).await == Flow::Stop {
+                    return Ok(Flow::Stop);
+                }
+            }
             () = sleep_until(self.drain.deadline()) => self.end_drain(),
             // The hold after regaining quorum ends: plan again (once; the plan clears it).
             () = sleep_until(self.speaker.hold_until()), if !self.replan => self.replan = true,
@@ -190,6 +204,50 @@ impl MainLoop {
             ready: self.ready,
         };
         self.reporting.report.send_replace(report);
+        self.publish_status();
+    }
+
+    /// What `ferrolb status` shows: the summary line always, the rows when they may have
+    /// changed (rebuilding 10,000 rows per message would cost more than the message).
+    fn publish_status(&mut self) {
+        let summary = self.summary();
+        let rebuild = std::mem::take(&mut self.status_dirty);
+        let (services, members) = if rebuild {
+            (
+                self.speaker.service_rows(),
+                self.gossip
+                    .as_ref()
+                    .map(gossip::Gossip::member_rows)
+                    .unwrap_or_default(),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        self.reporting.status.send_if_modified(|s| {
+            let mut changed = s.summary != summary;
+            s.summary = summary;
+            if rebuild && (s.services != services || s.members != members) {
+                s.services = services;
+                s.members = members;
+                changed = true;
+            }
+            changed
+        });
+    }
+
+    /// The one-line status (systemd's STATUS= and D-Bus `Status`).
+    fn summary(&self) -> String {
+        let mut line = super::status_line(&self.state, self.controller.as_ref(), &self.speaker);
+        if let Some(g) = self.gossip.as_ref() {
+            let rows = g.member_count();
+            line.push_str(&format!("; {}/{} members", rows.0, rows.1));
+        }
+        match self.drain {
+            Drain::Off => {}
+            Drain::Until(_) => line.push_str("; draining"),
+            Drain::Done => line.push_str("; drained"),
+        }
+        line
     }
 
     /// A plan is wanted and allowed: the caches and (with gossip) the membership are synced,
@@ -212,12 +270,58 @@ impl MainLoop {
         }
         self.replan = false;
         self.since_plan = 0;
+        self.status_dirty = true;
     }
 
-    /// SIGUSR1: withdraw from candidacy and keep answering for the grace period
-    /// (`l2.drain_grace`, as configured now).
-    fn start_drain(&mut self) {
-        let grace = self.current.config.l2.drain_grace;
+    /// A D-Bus method call: do it, then answer.
+    async fn on_request(&mut self, request: Request) -> Flow {
+        let (answer, flow) = match request.action {
+            DbusAction::Reload => {
+                let failed = self.reloads_failed;
+                self.on_reload().await;
+                let answer = if self.reloads_failed > failed {
+                    Err("the configuration has errors; running on the previous one (see the log or ferrolb check-config)".to_string())
+                } else {
+                    Ok(())
+                };
+                (answer, Flow::Continue)
+            }
+            DbusAction::Drain { grace } if self.drain == Drain::Off => {
+                self.start_drain(grace);
+                (Ok(()), Flow::Continue)
+            }
+            DbusAction::Drain { .. } => (Err("already drained or draining".into()), Flow::Continue),
+            DbusAction::Undrain => (self.undrain(), Flow::Continue),
+            DbusAction::Restart => {
+                tracing::info!(
+                    "restart requested over D-Bus; stopping (systemd starts the daemon again)"
+                );
+                self.restart = true;
+                (Ok(()), Flow::Stop)
+            }
+        };
+        let _ = request.reply.send(answer);
+        self.status_dirty = true;
+        flow
+    }
+
+    /// Ends a drain: a candidate again, planning again.
+    fn undrain(&mut self) -> Result<(), String> {
+        if self.drain == Drain::Off {
+            return Err("not drained".into());
+        }
+        if let Some(g) = self.gossip.as_mut() {
+            g.rejoin_candidacy();
+        }
+        self.drain = Drain::Off;
+        self.replan = true;
+        tracing::info!("undrained: a candidate for addresses again");
+        Ok(())
+    }
+
+    /// SIGUSR1 or `ferrolb drain`: withdraw from candidacy and keep answering for `grace`
+    /// (SIGUSR1: `l2.drain_grace`, as configured now).
+    fn start_drain(&mut self, grace: std::time::Duration) {
         tracing::info!(grace = %humantime::format_duration(grace), announced = self.speaker.announced(), "SIGUSR1: draining; other nodes take the addresses over, this one answers until the grace period ends");
         match self.gossip.as_mut() {
             Some(g) => g.withdraw(),
@@ -265,6 +369,7 @@ impl MainLoop {
             g.check_view();
         }
         self.replan = true;
+        self.status_dirty = true;
     }
 
     fn on_leading_changed(&mut self, leading: &mut watch::Receiver<bool>) {

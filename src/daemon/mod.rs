@@ -35,6 +35,7 @@ use tokio::task::JoinHandle;
 
 use crate::allocator::{self, Action};
 use crate::config::{self, Config, LoadOptions, Loaded};
+use crate::host::dbus::{self, DaemonStatus};
 use crate::host::{metrics, notify};
 use crate::ipam;
 use crate::kube::events::EventRecorder;
@@ -91,8 +92,23 @@ pub enum DaemonError {
 /// stream of changes cannot hold announcements back.
 const REPLAN_EVERY: u32 = 256;
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
+/// How the daemon ended (without error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// SIGTERM or SIGINT: a planned stop.
+    Stopped,
+    /// `ferrolb restart` (D-Bus `Restart`): stopped as planned, to be started again. The binary
+    /// exits with [`Exit::RESTART_CODE`], which the unit's `RestartForceExitStatus=` names.
+    Restart,
+}
+
+impl Exit {
+    /// The exit status of a requested restart.
+    pub const RESTART_CODE: u8 = 75;
+}
+
+/// Runs the daemon until SIGTERM or SIGINT (or a restart asked for over D-Bus).
+pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<Exit, DaemonError> {
     refuse_blockers(&loaded)?;
     log_config(&loaded, "configuration loaded");
     let node = node_name(&loaded.config)?;
@@ -117,6 +133,9 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         svc_tx,
     ));
 
+    let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    let (request_tx, requests) = mpsc::channel(16);
+    let dbus = start_dbus(status_rx, request_tx).await;
     let mut inputs = Inputs {
         signals,
         services: reflected.services,
@@ -124,6 +143,7 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         slices: reflected.slices,
         l2,
         leading,
+        requests,
     };
     let (report_tx, report) = watch::channel(LoopReport::default());
     let gossip_handles = Arc::new(OnceLock::new());
@@ -148,11 +168,42 @@ pub async fn run(opts: LoadOptions, loaded: Loaded) -> Result<(), DaemonError> {
         Reporting {
             report: report_tx,
             gossip: gossip_handles,
+            status: status_tx,
         },
     );
     while main.step(&mut inputs).await? == Flow::Continue {}
+    let restart = main.restart;
     main.shutdown(election, release_tx).await;
-    Ok(())
+    if let Some(handle) = dbus {
+        handle.close().await;
+    }
+    Ok(if restart {
+        Exit::Restart
+    } else {
+        Exit::Stopped
+    })
+}
+
+/// Offers `io.ferrolb.Daemon1` on the system bus (`$FERROLB_DBUS_ADDRESS` names another bus,
+/// for tests). Without a bus the daemon runs on: D-Bus is for the operator, not the job.
+async fn start_dbus(
+    status: watch::Receiver<DaemonStatus>,
+    requests: mpsc::Sender<dbus::Request>,
+) -> Option<dbus::Handle> {
+    let target = dbus::BusTarget::from_option(std::env::var("FERROLB_DBUS_ADDRESS").ok());
+    match dbus::serve(target, status, requests).await {
+        Ok(handle) => {
+            tracing::info!(
+                name = dbus::BUS_NAME,
+                "D-Bus interface ready (ferrolb status)"
+            );
+            Some(handle)
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no D-Bus interface: ferrolb status will not reach this daemon");
+            None
+        }
+    }
 }
 
 /// The receiving ends of the reflectors.

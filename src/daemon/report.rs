@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use crate::host::dbus::DaemonStatus;
 use crate::host::metrics::{GossipStat, L2Stat, PoolStat, Snapshot, Source};
 use crate::kube::reflector::Health;
 use crate::kube::Client;
@@ -44,6 +45,8 @@ pub(super) struct LoopReport {
 pub(super) struct Reporting {
     pub report: watch::Sender<LoopReport>,
     pub gossip: Arc<OnceLock<GossipHandles>>,
+    /// What D-Bus shows (`ferrolb status`).
+    pub status: watch::Sender<DaemonStatus>,
 }
 
 /// The membership's live parts, set once gossip has started.

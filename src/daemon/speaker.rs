@@ -343,6 +343,32 @@ impl Speaker {
     }
 
     /// Number of addresses this node announces.
+    /// The last plan as the status shows it: one row per (Service, address).
+    pub(super) fn service_rows(&self) -> Vec<crate::host::dbus::ServiceRow> {
+        self.entries
+            .values()
+            .map(|e| crate::host::dbus::ServiceRow {
+                service: e.service.clone(),
+                address: e.address.to_string(),
+                pool: e.pool.clone().unwrap_or_default(),
+                mode: match e.mode {
+                    Some(Mode::L2) => "l2".into(),
+                    Some(Mode::Bgp) => "bgp".into(),
+                    None => String::new(),
+                },
+                nodes: match (&e.owner, &e.decision) {
+                    (Some(owner), _) => vec![owner.clone()],
+                    (None, Decision::Announce { .. }) => vec![self.settings.node.clone()],
+                    (None, Decision::Skip(_)) => Vec::new(),
+                },
+                reason: match &e.decision {
+                    Decision::Announce { .. } => String::new(),
+                    Decision::Skip(r) => r.as_str().to_string(),
+                },
+            })
+            .collect()
+    }
+
     pub(super) fn l2_counters(&self) -> Option<l2::CounterHandle> {
         self.l2.as_ref().map(l2::Speaker::counter_handle)
     }
