@@ -155,7 +155,12 @@ impl MainLoop {
             Some(update) = inputs.nodes.recv() => self.on_node(update),
             () = view_changed(self.gossip.as_mut()) => self.on_view_changed(),
             Some(update) = inputs.slices.recv() => self.replan |= !self.state.slices.apply(update).is_empty(),
-            Some(event) = inputs.l2.recv() => self.speaker.l2_event(event, &self.state.services),
+            Some(event) = inputs.l2.recv() => {
+                // Candidacy follows the interfaces: re-plan, so gossip hears at once which
+                // pools this node can (no longer) announce.
+                self.replan |= event == L2Event::InterfacesChanged;
+                self.speaker.l2_event(event, &self.state.services);
+            }
             Ok(()) = inputs.leading.changed() => self.on_leading_changed(&mut inputs.leading),
             _ = inputs.signals.hup.recv() => self.on_reload().await,
             () = std::future::ready(()), if plan_now => self.plan(),

@@ -276,6 +276,8 @@ impl Speaker {
             } => {
                 tracing::info!(%address, interfaces = %interfaces.join(","), "answering ARP/NDP");
             }
+            // The main loop re-plans, which re-publishes the pools this node can announce.
+            L2Event::InterfacesChanged => {}
             L2Event::NoInterface { address } => {
                 tracing::warn!(%address, "no usable interface to announce the address on");
                 for service in self.services_with(address) {

@@ -59,6 +59,9 @@ pub enum L2Event {
         /// The address.
         address: IpAddr,
     },
+    /// The interface table changed (a link or an address came, went, went up or down): which
+    /// pools this node can announce may have changed.
+    InterfacesChanged,
     /// The kernel answers ARP/NDP for the address on that interface too.
     KernelWouldAnswer {
         /// The address.
@@ -461,6 +464,7 @@ impl Core {
         if self.net != net {
             self.net = net;
             self.reconcile();
+            self.emit(L2Event::InterfacesChanged);
         }
     }
 
