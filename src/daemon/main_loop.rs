@@ -98,6 +98,8 @@ pub(super) struct MainLoop {
     status_dirty: bool,
     /// A restart was asked for over D-Bus (the loop stopped for it).
     pub(super) restart: bool,
+    /// systemd's watchdog: the interval, and when the loop pings next.
+    watchdog: Option<(std::time::Duration, Instant)>,
 }
 
 impl MainLoop {
@@ -130,6 +132,7 @@ impl MainLoop {
             reloads_failed: 0,
             status_dirty: true,
             restart: false,
+            watchdog: notify::watchdog_interval().map(|every| (every, Instant::now())),
         }
     }
 
@@ -141,6 +144,13 @@ impl MainLoop {
             biased;
             _ = inputs.signals.term.recv() => { tracing::info!("SIGTERM received; stopping"); return Ok(Flow::Stop); }
             _ = inputs.signals.int.recv() => { tracing::info!("SIGINT received; stopping"); return Ok(Flow::Stop); }
+            // From this loop, not a task of its own: if the loop wedges, the pings stop.
+            () = sleep_until(self.watchdog.map(|(_, next)| next)) => {
+                notify::watchdog();
+                if let Some((every, next)) = self.watchdog.as_mut() {
+                    *next = Instant::now() + *every;
+                }
+            }
             _ = inputs.signals.usr1.recv(), if self.drain == Drain::Off => self.start_drain(self.current.config.l2.drain_grace),
             Some(request) = inputs.requests.recv() => {
                 if self.on_request(request).await == Flow::Stop {

@@ -18,6 +18,18 @@ pub fn reloading() {
     send(&[NotifyState::Reloading]);
 }
 
+/// How often to tell systemd the daemon is alive: half the unit's `WatchdogSec=` (systemd
+/// passes it in `WATCHDOG_USEC`); `None` when no watchdog is set.
+pub fn watchdog_interval() -> Option<std::time::Duration> {
+    sd_notify::watchdog_enabled().map(|timeout| timeout / 2)
+}
+
+/// Tells systemd the daemon is alive (sent from the main loop, so a wedged loop stops it and
+/// systemd restarts the daemon).
+pub fn watchdog() {
+    send(&[NotifyState::Watchdog]);
+}
+
 /// Tells systemd the daemon is shutting down.
 pub fn stopping() {
     send(&[NotifyState::Stopping]);
