@@ -1,7 +1,7 @@
 //! End-to-end: the systemd notify protocol of `ferrolb run`, against a test socket standing in
 //! for systemd (`NOTIFY_SOCKET`, `WATCHDOG_USEC` as systemd sets them for `Type=notify` with
 //! `WatchdogSec=`): `READY=1` with a `STATUS=` line after the first sync, `WATCHDOG=1` at half
-//! the watchdog interval from the main loop, `RELOADING=1` then `READY=1` around a SIGHUP
+//! the watchdog interval from the main loop, `STATUS=` as the work changes, `RELOADING=1` then `READY=1` around a SIGHUP
 //! reload, `STOPPING=1` on SIGTERM.
 //!
 //! Needs root (network namespaces), `ip`, `curl` and `/usr/bin/kubectl`.
@@ -11,6 +11,7 @@ mod common;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
+use common::e2e::*;
 use common::netlab::*;
 
 /// Every datagram received within `window`.
@@ -60,6 +61,16 @@ fn ready_status_watchdog_reload_and_stop_are_notified() {
     let pings = first.iter().filter(|m| m.trim() == "WATCHDOG=1").count();
     // Every 200 ms for 2 s: about 10; a busy machine may delay some.
     assert!(pings >= 4, "{pings} watchdog pings in 2 s: {first:?}");
+
+    // STATUS= follows what the daemon does after READY=1.
+    apply(&api, &[lb("web")]);
+    let later = messages(&socket, Duration::from_secs(3));
+    assert!(
+        later.iter().any(|m| m
+            .lines()
+            .any(|l| l.starts_with("STATUS=") && l.contains("1 services"))),
+        "no STATUS= line counting the new Service: {later:?}"
+    );
 
     lab.signal(daemon.proc, "HUP");
     let reload = messages(&socket, Duration::from_secs(2));

@@ -240,6 +240,10 @@ impl MainLoop {
         };
         self.reporting.status.send_if_modified(|s| {
             let mut changed = s.summary != summary;
+            if changed && self.ready {
+                // systemd's one line follows D-Bus's (after READY=1, which carries the first).
+                notify::status(&summary);
+            }
             s.summary = summary;
             if rebuild && (s.services != services || s.members != members) {
                 s.services = services;
