@@ -100,7 +100,13 @@ pub(super) struct MainLoop {
     pub(super) restart: bool,
     /// systemd's watchdog: the interval, and when the loop pings next.
     watchdog: Option<(std::time::Duration, Instant)>,
+    /// When the report (metrics, D-Bus, `STATUS=`) is next published: at most every
+    /// [`REPORT_EVERY`], so a burst of messages costs one report, not one per message.
+    report_due: Option<Instant>,
 }
+
+/// How stale the published report may be.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl MainLoop {
     /// The loop's state at start: nothing known yet, a plan due.
@@ -133,6 +139,7 @@ impl MainLoop {
             status_dirty: true,
             restart: false,
             watchdog: notify::watchdog_interval().map(|every| (every, Instant::now())),
+            report_due: None,
         }
     }
 
@@ -144,6 +151,11 @@ impl MainLoop {
             biased;
             _ = inputs.signals.term.recv() => { tracing::info!("SIGTERM received; stopping"); return Ok(Flow::Stop); }
             _ = inputs.signals.int.recv() => { tracing::info!("SIGINT received; stopping"); return Ok(Flow::Stop); }
+            () = sleep_until(self.report_due) => {
+                self.report_due = None;
+                self.publish_report();
+                return Ok(Flow::Continue);
+            }
             // From this loop, not a task of its own: if the loop wedges, the pings stop.
             () = sleep_until(self.watchdog.map(|(_, next)| next)) => {
                 notify::watchdog();
@@ -181,7 +193,8 @@ impl MainLoop {
         }
         self.start_allocator_when_leading(*inputs.leading.borrow());
         self.report_initial_sync();
-        self.publish_report();
+        self.report_due
+            .get_or_insert_with(|| Instant::now() + REPORT_EVERY);
         Ok(Flow::Continue)
     }
 
