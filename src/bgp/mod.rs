@@ -1,3 +1,4 @@
 pub mod codec;
 pub mod fsm;
+pub mod session;
 pub mod speaker;
