@@ -176,6 +176,19 @@ struct Neighbor<'a> {
     password: Option<&'a str>,
     /// gobgpd only waits for our connection.
     passive: bool,
+    /// Hold time gobgpd proposes (keepalives at a third); `None`: its default, 90 s.
+    hold_time: Option<u32>,
+}
+
+impl Neighbor<'_> {
+    fn to(addr: IpAddr) -> Neighbor<'static> {
+        Neighbor {
+            addr,
+            password: None,
+            passive: true,
+            hold_time: None,
+        }
+    }
 }
 
 fn start_gobgpd(lab: &Lab, host: &Host, neighbors: &[Neighbor]) -> Proc {
@@ -197,6 +210,12 @@ fn start_gobgpd(lab: &Lab, host: &Host, neighbors: &[Neighbor]) -> Proc {
         );
         // Dial the node soon when active (the default idle hold after a reset is 30 s).
         toml += "  [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n";
+        if let Some(hold) = n.hold_time {
+            toml += &format!(
+                "    hold-time = {hold}\n    keepalive-interval = {}\n",
+                (hold / 3).max(1)
+            );
+        }
         for family in ["ipv4-unicast", "ipv6-unicast"] {
             toml += &format!(
                 "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
@@ -210,7 +229,18 @@ fn start_gobgpd(lab: &Lab, host: &Host, neighbors: &[Neighbor]) -> Proc {
     let p = lab.spawn(
         &host.ns,
         "gobgpd",
-        &["-f", &conf, "-t", "toml", "-p", "-l", "debug", "--api-hosts", &api, "--pprof-disable"],
+        &[
+            "-f",
+            &conf,
+            "-t",
+            "toml",
+            "-p",
+            "-l",
+            "debug",
+            "--api-hosts",
+            &api,
+            "--pprof-disable",
+        ],
         &log,
     );
     wait_for("gobgpd API", WAIT, || {
@@ -244,7 +274,11 @@ fn gobgp_session_state(lab: &Lab, host: &Host, addr: IpAddr) -> i64 {
 }
 
 /// GoBGP's RIB of a family: prefix → (next hop, communities, large communities).
-fn gobgp_rib(lab: &Lab, host: &Host, family: &str) -> BTreeMap<String, (String, Vec<u64>, Vec<String>)> {
+fn gobgp_rib(
+    lab: &Lab,
+    host: &Host,
+    family: &str,
+) -> BTreeMap<String, (String, Vec<u64>, Vec<String>)> {
     let rib = gobgp_json(lab, host, &["global", "rib", "-a", family]);
     let mut out = BTreeMap::new();
     for (prefix, paths) in rib.as_object().into_iter().flatten() {
@@ -267,12 +301,7 @@ fn gobgp_rib(lab: &Lab, host: &Host, family: &str) -> BTreeMap<String, (String, 
                         .as_array()
                         .into_iter()
                         .flatten()
-                        .map(|c| {
-                            format!(
-                                "{}:{}:{}",
-                                c["ASN"], c["LocalData1"], c["LocalData2"]
-                            )
-                        })
+                        .map(|c| format!("{}:{}:{}", c["ASN"], c["LocalData1"], c["LocalData2"]))
                         .collect()
                 }
                 _ => {}
@@ -328,7 +357,7 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
     require_program("gobgpd");
     let (lab, rtr, node) = lab("fbs1", 1);
     let node_v4 = IpAddr::V4(node.ipv4);
-    start_gobgpd(&lab, &rtr, &[Neighbor { addr: node_v4, password: None, passive: true }]);
+    start_gobgpd(&lab, &rtr, &[Neighbor::to(node_v4)]);
     let n = Node::start(&node.ns, vec![config("gobgp", &rtr)], None);
     let up = n.wait_state(0, State::Established);
     assert_eq!(up.families, (true, true));
@@ -338,21 +367,35 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
     let a = attrs(&[(64600, 100), (64600, 200)], &[(64600, 1, 2)]);
     routes.insert("10.96.0.10/32".parse().unwrap(), Arc::clone(&a));
     routes.insert("10.96.0.11/32".parse().unwrap(), Arc::clone(&a));
-    routes.insert("fd00:96::10/128".parse().unwrap(), attrs(&[(64600, 300)], &[]));
+    routes.insert(
+        "fd00:96::10/128".parse().unwrap(),
+        attrs(&[(64600, 300)], &[]),
+    );
     n.set_routes(routes.clone());
     let v4 = wait_for("IPv4 routes in GoBGP", WAIT, || {
         let rib = gobgp_rib(&lab, &rtr, "ipv4");
-        if rib.len() == 2 { Ok(rib) } else { Err(format!("{rib:?}")) }
+        if rib.len() == 2 {
+            Ok(rib)
+        } else {
+            Err(format!("{rib:?}"))
+        }
     });
     for prefix in ["10.96.0.10/32", "10.96.0.11/32"] {
         let (next_hop, communities, large) = &v4[prefix];
         assert_eq!(next_hop, &node.ipv4.to_string());
-        assert_eq!(communities, &vec![(64600u64 << 16) | 100, (64600 << 16) | 200]);
+        assert_eq!(
+            communities,
+            &vec![(64600u64 << 16) | 100, (64600 << 16) | 200]
+        );
         assert_eq!(large, &vec!["64600:1:2".to_string()]);
     }
     let v6 = wait_for("the IPv6 route in GoBGP", WAIT, || {
         let rib = gobgp_rib(&lab, &rtr, "ipv6");
-        if rib.len() == 1 { Ok(rib) } else { Err(format!("{rib:?}")) }
+        if rib.len() == 1 {
+            Ok(rib)
+        } else {
+            Err(format!("{rib:?}"))
+        }
     });
     let (next_hop, communities, _) = &v6["fd00:96::10/128"];
     assert_eq!(next_hop, &node.ipv6.unwrap().to_string());
@@ -368,7 +411,11 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
     wait_for("GoBGP following the change", WAIT, || {
         let rib = gobgp_rib(&lab, &rtr, "ipv4");
         let keys: Vec<&str> = rib.keys().map(String::as_str).collect();
-        if keys == ["10.96.0.10/32", "10.96.0.12/32"] { Ok(()) } else { Err(format!("{keys:?}")) }
+        if keys == ["10.96.0.10/32", "10.96.0.12/32"] {
+            Ok(())
+        } else {
+            Err(format!("{keys:?}"))
+        }
     });
 
     // Stop::Withdraw: the routes go first, then the session with Cease.
@@ -377,12 +424,14 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
     let v4 = gobgp_rib(&lab, &rtr, "ipv4");
     let v6 = gobgp_rib(&lab, &rtr, "ipv6");
     assert!(v4.is_empty() && v6.is_empty(), "{v4:?} {v6:?}");
-    wait_for("GoBGP seeing the session down", WAIT, || {
-        match gobgp_session_state(&lab, &rtr, node_v4) {
+    wait_for(
+        "GoBGP seeing the session down",
+        WAIT,
+        || match gobgp_session_state(&lab, &rtr, node_v4) {
             6 => Err("still established".into()),
             _ => Ok(()),
-        }
-    });
+        },
+    );
     // GoBGP's debug log: it received our withdrawals (queued before the Cease on the same
     // socket), so the routes went because we withdrew them, not only because the session
     // ended. (Its log lines come from several goroutines, so their order proves nothing.)
@@ -397,4 +446,260 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
         withdrew_v4.is_some() && withdrew_v6.is_some() && cease.is_some(),
         "GoBGP's log does not show our withdrawals and Cease 6/2: {withdrew_v4:?} {withdrew_v6:?} {cease:?}\n{log}"
     );
+}
+
+#[test]
+fn md5_right_password_comes_up_and_a_wrong_one_never() {
+    require_program("gobgpd");
+    let (lab, rtr, node) = lab("fbs2", 2);
+    let rtr2 = lab.host("rtr2", "10.251.2.3/24", None);
+    let node_v4 = IpAddr::V4(node.ipv4);
+    for host in [&rtr, &rtr2] {
+        let neighbor = Neighbor {
+            password: Some("s3cret"),
+            ..Neighbor::to(node_v4)
+        };
+        start_gobgpd(&lab, host, &[neighbor]);
+    }
+    let mut right = config("right", &rtr);
+    right.password = Some("s3cret".into());
+    let mut wrong = config("wrong", &rtr2);
+    wrong.password = Some("wr0ng".into());
+    let n = Node::start(&node.ns, vec![right, wrong], None);
+    n.wait_state(0, State::Established);
+    assert_eq!(gobgp_session_state(&lab, &rtr, node_v4), 6);
+    // The wrong key: every SYN is dropped by GoBGP's kernel, attempt after attempt.
+    wait_for("three connect attempts with the wrong key", WAIT, || {
+        let h = n.history[1].lock().unwrap().clone();
+        let attempts = h.iter().filter(|s| **s == State::Connect).count();
+        if attempts >= 3 {
+            Ok(())
+        } else {
+            Err(format!("{h:?}"))
+        }
+    });
+    assert!(!n.ever(1, State::Established) && !n.ever(1, State::OpenSent));
+    let s = n.status(1);
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("timed out")),
+        "{s:?}"
+    );
+    assert_ne!(gobgp_session_state(&lab, &rtr2, node_v4), 6);
+    assert_eq!(n.status(0).state, State::Established);
+}
+
+#[test]
+fn a_frozen_peer_is_dropped_at_hold_timer_expiry_and_routes_return_after() {
+    require_program("gobgpd");
+    let (lab, rtr, node) = lab("fbs3", 3);
+    let node_v4 = IpAddr::V4(node.ipv4);
+    let neighbor = Neighbor {
+        hold_time: Some(3),
+        ..Neighbor::to(node_v4)
+    };
+    let gobgpd = start_gobgpd(&lab, &rtr, &[neighbor]);
+    let mut cfg = config("gobgp", &rtr);
+    cfg.hold_time = Duration::from_secs(3);
+    let n = Node::start(&node.ns, vec![cfg], None);
+    let mut routes = Routes::new();
+    routes.insert("10.96.3.1/32".parse().unwrap(), attrs(&[], &[]));
+    n.set_routes(routes);
+    n.wait_state(0, State::Established);
+    wait_for("the route in GoBGP", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if rib.contains_key("10.96.3.1/32") {
+            Ok(())
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+
+    lab.signal(gobgpd, "STOP");
+    let down = wait_for("the session to leave Established", WAIT, || {
+        let s = n.status(0);
+        if s.state != State::Established {
+            Ok(s)
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert!(
+        down.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("hold timer expired")),
+        "{down:?}"
+    );
+    assert_eq!(down.prefixes_sent, 0);
+
+    // Back: the session comes up again and the route is sent again.
+    lab.signal(gobgpd, "CONT");
+    wait_for("the session back and the route re-advertised", WAIT, || {
+        let s = n.status(0);
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if s.state == State::Established && rib.contains_key("10.96.3.1/32") {
+            Ok(())
+        } else {
+            Err(format!("{s:?} {rib:?}"))
+        }
+    });
+}
+
+/// Reads one BGP message (header included), or `None` at EOF / error.
+fn read_message(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut header = [0u8; HEADER_LEN];
+    stream.read_exact(&mut header).ok()?;
+    let len = usize::from(u16::from_be_bytes([header[16], header[17]]));
+    let mut body = vec![0u8; len.saturating_sub(HEADER_LEN)];
+    stream.read_exact(&mut body).ok()?;
+    Some([header.to_vec(), body].concat())
+}
+
+/// What the fake peer saw after its malformed UPDATE.
+#[derive(Debug)]
+struct FakeOutcome {
+    /// Code and subcode of the NOTIFICATION it got.
+    notification: Option<(u8, u8)>,
+    /// The connection was closed after it.
+    closed: bool,
+}
+
+/// A peer in `ns` on port 179 that opens a session like a real one (OPEN, KEEPALIVE),
+/// then sends an UPDATE whose withdrawn-routes length overruns the message.
+fn fake_peer(ns: &str, asn: u32, id: std::net::Ipv4Addr) -> std::thread::JoinHandle<FakeOutcome> {
+    let path = format!("/var/run/netns/{ns}");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let handle = std::thread::spawn(move || {
+        let file = File::open(&path).expect("namespace file");
+        // SAFETY: setns on a valid namespace fd; it affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+        let listener = StdListener::bind("0.0.0.0:179").expect("fake peer listens");
+        ready_tx.send(()).expect("test thread");
+        let (mut s, _) = listener.accept().expect("our session connects");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let ours = read_message(&mut s).expect("our OPEN");
+        assert_eq!(ours[18], 1, "first message is OPEN");
+        let ctx = Context::default();
+        let open = Message::Open(Open {
+            asn,
+            hold_time: 90,
+            bgp_id: id,
+            capabilities: vec![
+                Capability::Multiprotocol(AfiSafi::IPV4_UNICAST),
+                Capability::FourOctetAs(asn),
+            ],
+        });
+        s.write_all(&open.encode(&ctx).unwrap()).unwrap();
+        s.write_all(&Message::Keepalive.encode(&ctx).unwrap())
+            .unwrap();
+        // Our KEEPALIVE answers the OPEN; then the session is Established on our side.
+        while read_message(&mut s).expect("our KEEPALIVE")[18] != 4 {}
+        let mut bad = vec![0xff; 16];
+        bad.extend_from_slice(&23u16.to_be_bytes());
+        bad.extend_from_slice(&[2, 0x00, 0x10, 0x00, 0x00]);
+        s.write_all(&bad).unwrap();
+        let mut outcome = FakeOutcome {
+            notification: None,
+            closed: false,
+        };
+        while let Some(m) = read_message(&mut s) {
+            if m[18] == 3 {
+                outcome.notification = Some((m[19], m[20]));
+                break;
+            }
+        }
+        let mut rest = Vec::new();
+        outcome.closed = s.read_to_end(&mut rest).is_ok();
+        outcome
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("fake peer listening");
+    handle
+}
+
+#[test]
+fn a_malformed_update_resets_that_session_only() {
+    require_program("gobgpd");
+    let (lab, rtr, node) = lab("fbs4", 4);
+    let fake = lab.host("fake", "10.251.4.3/24", None);
+    let node_v4 = IpAddr::V4(node.ipv4);
+    start_gobgpd(&lab, &rtr, &[Neighbor::to(node_v4)]);
+    let peer = fake_peer(&fake.ns, 64513, fake.ipv4);
+    let mut to_fake = config("fake", &fake);
+    to_fake.peer_asn = 64513;
+    to_fake.connect_retry = Duration::from_secs(30);
+    let n = Node::start(&node.ns, vec![config("gobgp", &rtr), to_fake], None);
+    let up = n.wait_state(0, State::Established);
+
+    let outcome = peer.join().expect("fake peer");
+    assert_eq!(
+        outcome.notification.map(|(code, _)| code),
+        Some(3),
+        "{outcome:?}"
+    );
+    assert!(outcome.closed, "{outcome:?}");
+    assert!(n.ever(1, State::Established));
+    let s = n.status(1);
+    assert_ne!(s.state, State::Established);
+    assert!(
+        s.last_error
+            .as_deref()
+            .is_some_and(|e| e.starts_with("we sent NOTIFICATION 3/")),
+        "{s:?}"
+    );
+    // The other session never noticed.
+    let other = n.status(0);
+    assert_eq!(other.state, State::Established);
+    assert_eq!(other.established_at, up.established_at);
+    assert_eq!(gobgp_session_state(&lab, &rtr, node_v4), 6);
+}
+
+#[test]
+fn passive_session_takes_gobgps_signed_connection_and_restart_sends_no_notification() {
+    require_program("gobgpd");
+    let (lab, rtr, node) = lab("fbs5", 5);
+    let node_v4 = IpAddr::V4(node.ipv4);
+    let neighbor = Neighbor {
+        password: Some("pass1"),
+        passive: false,
+        ..Neighbor::to(node_v4)
+    };
+    start_gobgpd(&lab, &rtr, &[neighbor]);
+    let mut cfg = config("gobgp", &rtr);
+    cfg.passive = true;
+    cfg.password = Some("pass1".into());
+    let n = Node::start(&node.ns, vec![cfg], Some("[::]:179".parse().unwrap()));
+    let mut routes = Routes::new();
+    routes.insert("10.96.5.1/32".parse().unwrap(), attrs(&[], &[]));
+    n.set_routes(routes);
+    n.wait_state(0, State::Established);
+    assert!(
+        !n.ever(0, State::Connect),
+        "a passive session never connects out"
+    );
+    wait_for("the route in GoBGP", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if rib.contains_key("10.96.5.1/32") {
+            Ok(())
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+
+    // Restart: the socket closes without a NOTIFICATION and without withdrawals.
+    n.stop(0, Stop::Restart);
+    wait_for(
+        "GoBGP seeing the session down",
+        WAIT,
+        || match gobgp_session_state(&lab, &rtr, node_v4) {
+            6 => Err("still established".into()),
+            _ => Ok(()),
+        },
+    );
+    let log = std::fs::read_to_string(lab.path("gobgpd-rtr.log")).unwrap_or_default();
+    assert!(!log.contains("received notification"), "{log}");
+    assert!(!log.contains("withdrawals=\"[10.96.5.1/32]\""), "{log}");
 }
