@@ -27,6 +27,9 @@ mod status;
 mod sys;
 mod task;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
