@@ -703,3 +703,45 @@ fn passive_session_takes_gobgps_signed_connection_and_restart_sends_no_notificat
     assert!(!log.contains("received notification"), "{log}");
     assert!(!log.contains("withdrawals=\"[10.96.5.1/32]\""), "{log}");
 }
+
+#[test]
+fn ipv4_routes_over_an_ipv6_session_with_the_router_id_from_the_interface() {
+    require_program("gobgpd");
+    let (lab, rtr, node) = lab("fbs6", 6);
+    let node_v6 = IpAddr::V6(node.ipv6.unwrap());
+    start_gobgpd(&lab, &rtr, &[Neighbor::to(node_v6)]);
+    let mut cfg = config("gobgp6", &rtr);
+    cfg.peer = IpAddr::V6(rtr.ipv6.unwrap());
+    cfg.source_address = Some(node_v6);
+    let n = Node::start(&node.ns, vec![cfg], None);
+    let mut routes = Routes::new();
+    routes.insert("10.96.6.1/32".parse().unwrap(), attrs(&[], &[]));
+    routes.insert("fd00:96::61/128".parse().unwrap(), attrs(&[], &[]));
+    n.set_routes(routes);
+    assert_eq!(n.wait_state(0, State::Established).families, (true, true));
+    let v4 = wait_for("the IPv4 route in GoBGP", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if rib.len() == 1 {
+            Ok(rib)
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+    assert_eq!(v4["10.96.6.1/32"].0, node.ipv4.to_string());
+    let v6 = wait_for("the IPv6 route in GoBGP", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv6");
+        if rib.len() == 1 {
+            Ok(rib)
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+    assert_eq!(v6["fd00:96::61/128"].0, node_v6.to_string());
+    // Our router id: the node's IPv4 address on the session's interface.
+    let neighbors = gobgp_json(&lab, &rtr, &["neighbor"]);
+    let id = neighbors[0]["state"]["router_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(id, node.ipv4.to_string(), "{neighbors}");
+}

@@ -390,6 +390,9 @@ mod tests {
             source: Some(addr.ip()),
         };
         let (client, server) = tokio::join!(connect(addr, &opts), listener.accept());
-        assert!(client.is_ok() && server.is_ok());
+        assert!(server.is_ok());
+        let client = client.unwrap();
+        assert_eq!(client.ttl().unwrap(), 1);
+        assert!(client.nodelay().unwrap());
     }
 }
