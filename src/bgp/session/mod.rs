@@ -17,9 +17,12 @@
 //!
 //! Files: [`socket`] (MD5, TTL, addresses), `sys` (the unsafe system calls), `open` (our
 //! OPEN, negotiation), `framing` (per-connection reader/writer), `task` (the event loop),
-//! `status`, `listener`.
+//! `inbound` (what arrives on connections), `actions` (carrying out the state machine's
+//! actions, UPDATEs), `status`, `listener`.
 
+mod actions;
 mod framing;
+mod inbound;
 mod listener;
 mod open;
 pub mod socket;
