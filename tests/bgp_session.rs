@@ -355,6 +355,7 @@ fn config(name: &str, peer: &Host) -> SessionConfig {
 #[test]
 fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs1", 1);
     let node_v4 = IpAddr::V4(node.ipv4);
     start_gobgpd(&lab, &rtr, &[Neighbor::to(node_v4)]);
@@ -451,6 +452,7 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
 #[test]
 fn md5_right_password_comes_up_and_a_wrong_one_never() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs2", 2);
     let rtr2 = lab.host("rtr2", "10.251.2.3/24", None);
     let node_v4 = IpAddr::V4(node.ipv4);
@@ -493,6 +495,7 @@ fn md5_right_password_comes_up_and_a_wrong_one_never() {
 #[test]
 fn a_frozen_peer_is_dropped_at_hold_timer_expiry_and_routes_return_after() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs3", 3);
     let node_v4 = IpAddr::V4(node.ipv4);
     let neighbor = Neighbor {
@@ -623,6 +626,7 @@ fn fake_peer(ns: &str, asn: u32, id: std::net::Ipv4Addr) -> std::thread::JoinHan
 #[test]
 fn a_malformed_update_resets_that_session_only() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs4", 4);
     let fake = lab.host("fake", "10.251.4.3/24", None);
     let node_v4 = IpAddr::V4(node.ipv4);
@@ -660,6 +664,7 @@ fn a_malformed_update_resets_that_session_only() {
 #[test]
 fn passive_session_takes_gobgps_signed_connection_and_restart_sends_no_notification() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs5", 5);
     let node_v4 = IpAddr::V4(node.ipv4);
     let neighbor = Neighbor {
@@ -707,6 +712,7 @@ fn passive_session_takes_gobgps_signed_connection_and_restart_sends_no_notificat
 #[test]
 fn ipv4_routes_over_an_ipv6_session_with_the_router_id_from_the_interface() {
     require_program("gobgpd");
+    require_program("gobgp");
     let (lab, rtr, node) = lab("fbs6", 6);
     let node_v6 = IpAddr::V6(node.ipv6.unwrap());
     start_gobgpd(&lab, &rtr, &[Neighbor::to(node_v6)]);
