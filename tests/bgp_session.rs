@@ -419,12 +419,48 @@ fn routes_reach_gobgp_follow_changes_and_are_withdrawn_on_stop() {
         }
     });
 
+    // Routes GoBGP sends us are received (and dropped: a node keeps no routes).
+    let before = n.status(0).updates_received;
+    lab.exec(
+        &rtr.ns,
+        "gobgp",
+        &[
+            "-p",
+            GOBGP_API,
+            "global",
+            "rib",
+            "add",
+            "-a",
+            "ipv4",
+            "192.0.2.0/24",
+            "nexthop",
+            &rtr.ipv4.to_string(),
+        ],
+    )
+    .expect_ok("gobgp rib add");
+    wait_for("GoBGP's UPDATE received", WAIT, || {
+        let s = n.status(0);
+        if s.updates_received > before {
+            Ok(())
+        } else {
+            Err(format!("{s:?}"))
+        }
+    });
+    assert_eq!(n.status(0).state, State::Established);
+
     // Stop::Withdraw: the routes go first, then the session with Cease.
     n.stop(0, Stop::Withdraw);
     assert_eq!(n.status(0).state, State::Idle);
-    let v4 = gobgp_rib(&lab, &rtr, "ipv4");
-    let v6 = gobgp_rib(&lab, &rtr, "ipv6");
-    assert!(v4.is_empty() && v6.is_empty(), "{v4:?} {v6:?}");
+    wait_for("GoBGP's RIB without our routes", WAIT, || {
+        let mut v4 = gobgp_rib(&lab, &rtr, "ipv4");
+        v4.remove("192.0.2.0/24");
+        let v6 = gobgp_rib(&lab, &rtr, "ipv6");
+        if v4.is_empty() && v6.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{v4:?} {v6:?}"))
+        }
+    });
     wait_for(
         "GoBGP seeing the session down",
         WAIT,
