@@ -787,3 +787,119 @@ fn ipv4_routes_over_an_ipv6_session_with_the_router_id_from_the_interface() {
         .to_string();
     assert_eq!(id, node.ipv4.to_string(), "{neighbors}");
 }
+
+#[test]
+fn withdraw_stop_returns_even_when_the_peer_is_frozen() {
+    require_program("gobgpd");
+    require_program("gobgp");
+    let (lab, rtr, node) = lab("fbs7", 7);
+    let gobgpd = start_gobgpd(&lab, &rtr, &[Neighbor::to(IpAddr::V4(node.ipv4))]);
+    let n = Node::start(&node.ns, vec![config("gobgp", &rtr)], None);
+    let mut routes = Routes::new();
+    routes.insert("10.96.7.1/32".parse().unwrap(), attrs(&[], &[]));
+    n.set_routes(routes);
+    n.wait_state(0, State::Established);
+    wait_for("the route in GoBGP", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if rib.contains_key("10.96.7.1/32") {
+            Ok(())
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+    // The peer's kernel still takes our bytes, but it never closes its side: the goodbye's
+    // wait is bounded (Node::stop panics if stop does not return).
+    lab.signal(gobgpd, "STOP");
+    n.stop(0, Stop::Withdraw);
+    assert_eq!(n.status(0).state, State::Idle);
+    lab.signal(gobgpd, "CONT");
+    // Thawed, GoBGP reads what we sent before closing: the withdrawal and the Cease.
+    wait_for("GoBGP's RIB without our route", WAIT, || {
+        let rib = gobgp_rib(&lab, &rtr, "ipv4");
+        if rib.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{rib:?}"))
+        }
+    });
+    wait_for("GoBGP logging our Cease", WAIT, || {
+        let log = std::fs::read_to_string(lab.path("gobgpd-rtr.log")).unwrap_or_default();
+        if log.contains("received notification") {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+}
+
+#[test]
+fn syns_carry_ttl_1_for_direct_ebgp_255_for_ibgp_and_the_multihop_value() {
+    require_program("tcpdump");
+    let (lab, rtr, node) = lab("fbs8", 8);
+    let pcap = lab.path("syn.pcap");
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let capture = lab.spawn(
+        &rtr.ns,
+        "tcpdump",
+        &[
+            "-i",
+            "eth0",
+            "-n",
+            "-U",
+            "-w",
+            &pcap_s,
+            "tcp[tcpflags] & tcp-syn != 0 and tcp[tcpflags] & tcp-ack == 0",
+        ],
+        &lab.path("tcpdump.log"),
+    );
+    wait_for("tcpdump listening", WAIT, || {
+        let log = std::fs::read_to_string(lab.path("tcpdump.log")).unwrap_or_default();
+        if log.contains("listening on") {
+            Ok(())
+        } else {
+            Err(log)
+        }
+    });
+    // Nothing listens on these ports: each session keeps sending SYNs, which is all we need.
+    let direct = config("direct", &rtr);
+    let mut ibgp = config("ibgp", &rtr);
+    ibgp.port = 1790;
+    ibgp.peer_asn = NODE_ASN;
+    let mut multihop = config("multihop", &rtr);
+    multihop.port = 1791;
+    multihop.ebgp_multihop = Some(5);
+    let _n = Node::start(&node.ns, vec![direct, ibgp, multihop], None);
+    let ttls = wait_for("a SYN of each session", WAIT, || {
+        let out = lab.exec(&rtr.ns, "tcpdump", &["-r", &pcap_s, "-n", "-v"]);
+        let text = out.stdout.clone();
+        let mut ttls = BTreeMap::new();
+        let lines: Vec<&str> = text.lines().collect();
+        for pair in lines.windows(2) {
+            let Some(ttl) = pair[0]
+                .split("ttl ")
+                .nth(1)
+                .and_then(|r| r.split(',').next())
+            else {
+                continue;
+            };
+            let Some(port) = pair[1]
+                .split(" > ")
+                .nth(1)
+                .and_then(|d| d.split(':').next())
+                .and_then(|d| d.rsplit('.').next())
+            else {
+                continue;
+            };
+            ttls.insert(port.to_string(), ttl.to_string());
+        }
+        if ttls.len() == 3 {
+            Ok(ttls)
+        } else {
+            Err(text)
+        }
+    });
+    lab.kill(capture);
+    assert_eq!(ttls["179"], "1");
+    assert_eq!(ttls["1790"], "255");
+    assert_eq!(ttls["1791"], "5");
+}
