@@ -9,9 +9,13 @@
 //! - a frozen `gobgpd` (SIGSTOP) is dropped when the hold timer (3 s) expires;
 //! - a fake peer sending a malformed UPDATE gets NOTIFICATION 3/x and is closed, while a
 //!   session to `gobgpd` on the same node stays Established;
-//! - passive: `gobgpd` connects to our `Listener`.
+//! - passive: `gobgpd` connects to our `Listener` (MD5 key on the listening socket);
+//!   `Stop::Restart` closes without NOTIFICATION or withdrawals;
+//! - IPv4 routes over an IPv6 session, with next hop and router id from the interface;
+//! - `Stop::Withdraw` returns (bounded goodbye) even when the peer is frozen;
+//! - SYNs leave with TTL 1 (direct eBGP), 255 (iBGP) or the `ebgp_multihop` value.
 //!
-//! Needs root (network namespaces), `ip`, `gobgpd` and `gobgp`.
+//! Needs root (network namespaces), `ip`, `gobgpd`, `gobgp` and `tcpdump`.
 
 mod common;
 
