@@ -14,6 +14,7 @@ use super::report::{LoopReport, Reporting};
 use super::{gossip, ipam_pools, reload, speaker, DaemonError, State};
 use super::{HANDOVER_TIMEOUT, RELEASE_TIMEOUT, REPLAN_EVERY};
 use crate::allocator::{self, Action};
+use crate::bgp::session::Stop;
 use crate::config::{LoadOptions, Loaded};
 use crate::host::dbus::{Action as DbusAction, Request};
 use crate::host::metrics::PoolStat;
@@ -29,6 +30,8 @@ pub(super) struct Signals {
     pub int: Signal,
     pub hup: Signal,
     pub usr1: Signal,
+    /// Restart: exit without withdrawing BGP routes (graceful restart).
+    pub usr2: Signal,
 }
 
 /// What the main loop waits on besides its own timers.
@@ -164,6 +167,12 @@ impl MainLoop {
                 }
             }
             _ = inputs.signals.usr1.recv(), if self.drain == Drain::Off => self.start_drain(self.current.config.l2.drain_grace),
+            _ = inputs.signals.usr2.recv() => {
+                tracing::info!("SIGUSR2 received; stopping for a restart: BGP routes are not withdrawn, routers with graceful restart keep them until the daemon is back");
+                self.restart = true;
+                return Ok(Flow::Stop);
+            }
+            () = self.speaker.bgp().changed() => self.status_dirty = true,
             Some(request) = inputs.requests.recv() => {
                 if self.on_request(request).await == Flow::Stop {
                     return Ok(Flow::Stop);
@@ -223,6 +232,8 @@ impl MainLoop {
                 .map(allocator::Controller::pending_by_kind)
                 .unwrap_or_default(),
             announced_l2: self.speaker.announced() as u64,
+            announced_bgp: self.speaker.announced_bgp() as u64,
+            bgp: self.speaker.bgp().status_receivers(),
             config_mismatch_members: self
                 .gossip
                 .as_ref()
@@ -240,16 +251,17 @@ impl MainLoop {
     fn publish_status(&mut self) {
         let summary = self.summary();
         let rebuild = std::mem::take(&mut self.status_dirty);
-        let (services, members) = if rebuild {
+        let (services, members, bgp_sessions) = if rebuild {
             (
                 self.speaker.service_rows(),
                 self.gossip
                     .as_ref()
                     .map(gossip::Gossip::member_rows)
                     .unwrap_or_default(),
+                self.speaker.bgp().rows(),
             )
         } else {
-            (Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new())
         };
         self.reporting.status.send_if_modified(|s| {
             let mut changed = s.summary != summary;
@@ -258,9 +270,14 @@ impl MainLoop {
                 notify::status(&summary);
             }
             s.summary = summary;
-            if rebuild && (s.services != services || s.members != members) {
+            if rebuild
+                && (s.services != services
+                    || s.members != members
+                    || s.bgp_sessions != bgp_sessions)
+            {
                 s.services = services;
                 s.members = members;
+                s.bgp_sessions = bgp_sessions;
                 changed = true;
             }
             changed
@@ -273,6 +290,10 @@ impl MainLoop {
         if let Some(g) = self.gossip.as_ref() {
             let rows = g.member_count();
             line.push_str(&format!("; {}/{} members", rows.0, rows.1));
+        }
+        let (up, configured) = self.speaker.bgp().counts();
+        if configured > 0 {
+            line.push_str(&format!("; {up}/{configured} BGP sessions up"));
         }
         match self.drain {
             Drain::Off => {}
@@ -359,6 +380,8 @@ impl MainLoop {
             Some(g) => g.withdraw(),
             None => tracing::warn!("draining without gossip: other nodes cannot know, so nobody takes the addresses over"),
         }
+        // Routers move BGP traffic at once; the other nodes advertise the same routes.
+        self.speaker.withdraw_bgp();
         self.drain = Drain::Until(Instant::now() + grace);
     }
 
@@ -498,14 +521,25 @@ impl MainLoop {
         notify::stopping();
         let MainLoop {
             mut gossip,
-            speaker,
+            mut speaker,
+            restart,
             ..
         } = self;
+        if !restart {
+            // Withdraw first, so routers move traffic while the L2 hand-over runs.
+            speaker.withdraw_bgp();
+        }
         if let Some(g) = gossip.as_mut() {
             hand_over(g, &speaker).await;
             g.leave().await;
         }
-        speaker.stop().await;
+        speaker
+            .stop(if restart {
+                Stop::Restart
+            } else {
+                Stop::Withdraw
+            })
+            .await;
         let _ = release.send(true);
         if tokio::time::timeout(RELEASE_TIMEOUT, election)
             .await

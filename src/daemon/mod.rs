@@ -17,8 +17,12 @@
 //! after withdrawing from candidacy and waiting (at most [`HANDOVER_TIMEOUT`]) until other
 //! members claim our addresses, answering meanwhile, then leaving the cluster. SIGUSR1
 //! drains: withdraw, keep answering for `l2.drain_grace`, then stop answering (the daemon
-//! stays up, a member, until SIGTERM).
+//! stays up, a member, until SIGTERM). BGP routes are withdrawn at the start of a drain or a
+//! stop, and sessions closed with a Cease; SIGUSR2 (and `ferrolb restart`) stops for a
+//! restart instead: sessions are closed without withdrawing, so routers that support
+//! graceful restart keep forwarding until the daemon is back.
 
+mod bgp;
 mod gossip;
 mod main_loop;
 mod report;
@@ -278,6 +282,7 @@ fn install_signals() -> Result<Signals, DaemonError> {
         int: install(SignalKind::interrupt(), "SIGINT")?,
         hup: install(SignalKind::hangup(), "SIGHUP")?,
         usr1: install(SignalKind::user_defined1(), "SIGUSR1")?,
+        usr2: install(SignalKind::user_defined2(), "SIGUSR2")?,
     })
 }
 
@@ -314,7 +319,11 @@ fn status_line(
             state.nodes.len()
         ),
     };
-    format!("{role}; announcing {} l2 addresses", speaker.announced())
+    let mut line = format!("{role}; announcing {} l2 addresses", speaker.announced());
+    if speaker.bgp().counts().1 > 0 {
+        line.push_str(&format!(", {} over BGP", speaker.announced_bgp()));
+    }
+    line
 }
 
 /// The IPAM pools of a configuration.

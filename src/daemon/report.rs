@@ -9,8 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
+use crate::bgp::fsm::State;
+use crate::bgp::session::PeerStatus;
 use crate::host::dbus::DaemonStatus;
-use crate::host::metrics::{GossipStat, L2Stat, PoolStat, Snapshot, Source};
+use crate::host::metrics::{BgpPeerStat, GossipStat, L2Stat, PoolStat, Snapshot, Source};
 use crate::kube::reflector::Health;
 use crate::kube::Client;
 use crate::l2::CounterHandle;
@@ -29,6 +31,10 @@ pub(super) struct LoopReport {
     pub pending: BTreeMap<&'static str, u64>,
     /// L2 addresses this node answers for.
     pub announced_l2: u64,
+    /// Addresses this node advertises over BGP.
+    pub announced_bgp: u64,
+    /// The BGP sessions' status, read at scrape time.
+    pub bgp: Vec<watch::Receiver<PeerStatus>>,
     /// Members running another pool configuration.
     pub config_mismatch_members: u64,
     /// Reloads that applied, and that were refused.
@@ -82,7 +88,8 @@ impl Source for DaemonMetrics {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect(),
-            announced: [("l2", r.announced_l2)].into(),
+            announced: [("l2", r.announced_l2), ("bgp", r.announced_bgp)].into(),
+            bgp: r.bgp.iter().map(|rx| bgp_stat(&rx.borrow())).collect(),
             l2: r.l2.as_ref().map(|h| {
                 let c = h.snapshot();
                 L2Stat {
@@ -106,6 +113,16 @@ impl Source for DaemonMetrics {
             reloads: [("ok", r.reloads_ok), ("failed", r.reloads_failed)].into(),
             ready: r.ready,
         }
+    }
+}
+
+fn bgp_stat(s: &PeerStatus) -> BgpPeerStat {
+    BgpPeerStat {
+        peer: s.name.clone(),
+        up: s.state == State::Established,
+        updates_sent: s.updates_sent,
+        updates_received: s.updates_received,
+        prefixes: s.prefixes_sent as u64,
     }
 }
 

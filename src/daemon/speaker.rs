@@ -1,7 +1,7 @@
 //! The speaker role, which every daemon plays: from the Services' *status* (never the
 //! allocator's memory), their EndpointSlices, the Nodes and the configured pools it works out
 //! what this node must announce ([`crate::plan`]) and hands the L2 part to the ARP/NDP
-//! [`l2::Speaker`]. Re-planning is cheap and idempotent, so the main loop calls [`Speaker::update`]
+//! [`l2::Speaker`] and the BGP part to the sessions ([`super::bgp::Bgp`]). Re-planning is cheap and idempotent, so the main loop calls [`Speaker::update`]
 //! after every batch of changes and only differences reach the responders.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -9,7 +9,9 @@ use std::net::IpAddr;
 
 use tokio::sync::mpsc;
 
+use super::bgp::Bgp;
 use super::gossip::GossipInput;
+use crate::bgp::session::Stop;
 use crate::config::{Config, Mode, PoolMode};
 use crate::kube::events::{EventRecorder, EventType, ObjectEvent};
 use crate::kube::objects::{EndpointSliceInfo, NodeInfo, ObjectKey, ServiceInfo};
@@ -53,6 +55,8 @@ pub(super) struct Speaker {
     settings: Settings,
     l2: Option<l2::Speaker>,
     l2_events: mpsc::UnboundedSender<L2Event>,
+    /// BGP sessions and the routes they advertise.
+    bgp: Bgp,
     /// Remembers the best-ranked nodes per address, so a re-plan costs milliseconds even with
     /// 10,000 Services on 100 nodes.
     planner: plan::Planner,
@@ -80,6 +84,7 @@ impl Speaker {
             settings: Settings::new(node, config),
             l2: None,
             l2_events: tx,
+            bgp: Bgp::new(config),
             planner: plan::Planner::new(),
             entries: BTreeMap::new(),
             announced_l2: BTreeMap::new(),
@@ -111,6 +116,7 @@ impl Speaker {
         let node = self.settings.node.clone();
         let refresh_changed = self.settings.l2.refresh != config.l2.gratuitous_refresh;
         self.settings = Settings::new(&node, config);
+        self.bgp.reconfigure(config);
         if refresh_changed {
             if let Some(l2) = self.l2.take() {
                 // The refresh interval is fixed at start; restart the responders with the same
@@ -134,6 +140,9 @@ impl Speaker {
     ) {
         let plan_services = plan_services(services, slices, self.settings.class.as_deref());
         let plan_nodes: Vec<PlanNode> = nodes.iter().map(plan_node).collect();
+        if let Some(me) = nodes.iter().find(|n| n.name == self.settings.node) {
+            self.bgp.set_labels(&me.labels);
+        }
         let gossip = gossip.map(|mut g| {
             // Our own pools as of now, not as last gossiped back to us.
             g.announceable
@@ -195,6 +204,13 @@ impl Speaker {
             }
         }
         let l2_set = plan.l2();
+        self.bgp.set(
+            plan.entries
+                .iter()
+                .filter(|e| e.mode == Some(Mode::Bgp) && announces(e))
+                .filter_map(|e| Some((e.address, e.pool.clone()?)))
+                .collect(),
+        );
         let mut entries = BTreeMap::new();
         for entry in plan.entries {
             let key = (entry.service.clone(), entry.address);
@@ -379,6 +395,16 @@ impl Speaker {
         self.announced_l2.len()
     }
 
+    /// Addresses advertised over BGP.
+    pub(super) fn announced_bgp(&self) -> usize {
+        self.bgp.announced()
+    }
+
+    /// The BGP sessions.
+    pub(super) fn bgp(&self) -> &Bgp {
+        &self.bgp
+    }
+
     /// The l2 addresses this node announces (its gossip claims).
     pub(super) fn claims(&self) -> BTreeSet<IpAddr> {
         self.announced_l2.keys().copied().collect()
@@ -412,11 +438,18 @@ impl Speaker {
         self.announced_l2.clear();
     }
 
-    /// Stops answering everything.
-    pub(super) async fn stop(self) {
+    /// Withdraws every BGP route, keeping the sessions up (a drain begins: the routers move
+    /// traffic to the other nodes at once; unlike L2 nobody needs to take an address over).
+    pub(super) fn withdraw_bgp(&mut self) {
+        self.bgp.silence();
+    }
+
+    /// Stops answering everything; BGP sessions end as `how` says.
+    pub(super) async fn stop(self, how: Stop) {
         if let Some(l2) = self.l2 {
             l2.stop().await;
         }
+        self.bgp.stop(how).await;
     }
 }
 

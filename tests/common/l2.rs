@@ -114,6 +114,11 @@ pub struct L2Options {
     pub cluster: String,
     /// The metrics endpoint on each node's LAN address, port 7472.
     pub metrics: bool,
+    /// Pools instead of the L2 lab's three, with the addresses kube-proxy would accept on
+    /// each node's `lo` (BGP tests).
+    pub pools: Option<(Vec<PoolConfig>, Vec<IpAddr>)>,
+    /// `[[bgp.peer]]` tables for every node, each as its keys (TOML lines).
+    pub bgp_peers: Vec<String>,
 }
 
 /// The cluster network's bridge (in the LAN namespace).
@@ -362,7 +367,11 @@ impl L2Lab {
             });
             // kube-proxy's part: the node accepts traffic for every pool address.
             let mut batch = String::new();
-            for a in net.pool_addresses() {
+            let on_lo = match &options.pools {
+                Some((_, addresses)) => addresses.clone(),
+                None => net.pool_addresses(),
+            };
+            for a in on_lo {
                 let _ = match a {
                     IpAddr::V4(_) => writeln!(batch, "addr add {a}/32 dev lo"),
                     IpAddr::V6(_) => writeln!(batch, "addr add {a}/128 dev lo nodad"),
@@ -421,15 +430,21 @@ impl L2Lab {
                     options.cluster
                 );
             }
-            let config = lab.ferrolb_config(
-                &node_config
+            node_config.bgp_peers = options.bgp_peers.clone();
+            let node_config = match &options.pools {
+                Some((pools, _)) => {
+                    node_config.pools = pools.clone();
+                    node_config
+                }
+                None => node_config
                     .pool(PoolConfig::new("lan-v4", &[&net.pool_v4()]))
                     .pool(PoolConfig::new("lan-v6", &[&net.pool_v6()]))
                     .pool({
                         let [v4, v6] = net.pool_dual();
                         PoolConfig::new(DUAL_POOL, &[&v4, &v6]).manual()
                     }),
-            );
+            };
+            let config = lab.ferrolb_config(&node_config);
             let mac = mac_of(&lab, &host.ns);
             let daemon = lab.start_ferrolb(&host, &config);
             out.push(L2Node {

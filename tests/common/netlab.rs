@@ -771,6 +771,8 @@ pub struct PoolConfig {
     pub auto_assign: bool,
     /// `avoid_buggy_ips`.
     pub avoid_buggy_ips: bool,
+    /// `None`: an l2 pool; `Some(keys)`: a bgp pool with these `[pool.bgp]` keys (TOML).
+    pub bgp: Option<String>,
 }
 
 impl PoolConfig {
@@ -781,7 +783,14 @@ impl PoolConfig {
             addresses: addresses.iter().map(|a| a.to_string()).collect(),
             auto_assign: true,
             avoid_buggy_ips: false,
+            bgp: None,
         }
+    }
+
+    /// A bgp pool with these `[pool.bgp]` keys (TOML lines; may be empty).
+    pub fn bgp(mut self, keys: &str) -> PoolConfig {
+        self.bgp = Some(keys.into());
+        self
     }
 
     /// `auto_assign = false`: only Services that ask for this pool (or its addresses) get
@@ -814,6 +823,8 @@ pub struct NodeConfig {
     pub l2: String,
     /// `[metrics] listen` (empty by default: off).
     pub metrics_listen: String,
+    /// `[[bgp.peer]]` tables, each as its keys (TOML lines).
+    pub bgp_peers: Vec<String>,
 }
 
 impl NodeConfig {
@@ -833,6 +844,7 @@ impl NodeConfig {
             cluster: "enabled = false\n".into(),
             l2: String::new(),
             metrics_listen: String::new(),
+            bgp_peers: Vec::new(),
         }
     }
 
@@ -875,12 +887,19 @@ impl NodeConfig {
             let addresses: Vec<String> = p.addresses.iter().map(|a| q(a)).collect();
             let _ = writeln!(
                 t,
-                "[[pool]]\nname = {}\nmode = \"l2\"\naddresses = [{}]\nauto_assign = {}\navoid_buggy_ips = {}\n",
+                "[[pool]]\nname = {}\nmode = {}\naddresses = [{}]\nauto_assign = {}\navoid_buggy_ips = {}\n",
                 q(&p.name),
+                q(if p.bgp.is_some() { "bgp" } else { "l2" }),
                 addresses.join(", "),
                 p.auto_assign,
                 p.avoid_buggy_ips
             );
+            if let Some(keys) = &p.bgp {
+                let _ = writeln!(t, "[pool.bgp]\n{keys}\n");
+            }
+        }
+        for peer in &self.bgp_peers {
+            let _ = writeln!(t, "[[bgp.peer]]\n{peer}\n");
         }
         t
     }

@@ -57,6 +57,21 @@ pub struct L2Stat {
     pub gratuitous: BTreeMap<&'static str, u64>,
 }
 
+/// One BGP peer.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BgpPeerStat {
+    /// The peer's name (its address unless configured).
+    pub peer: String,
+    /// The session is Established.
+    pub up: bool,
+    /// UPDATE messages sent on its sessions since start.
+    pub updates_sent: u64,
+    /// UPDATE messages received since start.
+    pub updates_received: u64,
+    /// Prefixes the peer holds from us now.
+    pub prefixes: u64,
+}
+
 /// Everything a scrape reports. Optional parts are left out of the output when absent (a
 /// daemon without gossip has no gossip metrics rather than zeros that would look healthy).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,6 +96,8 @@ pub struct Snapshot {
     pub api_errors: u64,
     /// Seconds since the last complete sync with the API (absent before the first).
     pub seconds_since_sync: Option<f64>,
+    /// BGP peers of this node.
+    pub bgp: Vec<BgpPeerStat>,
     /// Configuration reloads, by result (`ok`, `failed`).
     pub reloads: BTreeMap<&'static str, u64>,
     /// The daemon is ready (first sync done, running).
@@ -292,6 +309,42 @@ impl Collector for Collect {
                 "k8s_seconds_since_sync",
                 "Seconds since the last complete sync with the Kubernetes API.",
                 &[(none, age)],
+            )?;
+        }
+        if !s.bgp.is_empty() {
+            let peers: Vec<_> = s
+                .bgp
+                .iter()
+                .map(|b| ([("peer", b.peer.as_str())], b))
+                .collect();
+            let gauge = |v: &dyn Fn(&BgpPeerStat) -> u64| -> Vec<_> {
+                peers
+                    .iter()
+                    .map(|(l, b)| (&l[..], i64::try_from(v(b)).unwrap_or(i64::MAX)))
+                    .collect()
+            };
+            let counter = |v: &dyn Fn(&BgpPeerStat) -> u64| -> Vec<_> {
+                peers.iter().map(|(l, b)| (&l[..], v(b))).collect()
+            };
+            f.gauge(
+                "bgp_session_up",
+                "1 when the BGP session to the peer is Established (MetalLB: metallb_bgp_session_up).",
+                &gauge(&|b| u64::from(b.up)),
+            )?;
+            f.gauge(
+                "bgp_announced_prefixes",
+                "Prefixes the peer holds from this node (MetalLB: metallb_bgp_announced_prefixes_total).",
+                &gauge(&|b| b.prefixes),
+            )?;
+            f.counter(
+                "bgp_updates_sent",
+                "BGP UPDATE messages sent to the peer (MetalLB: metallb_bgp_updates_total).",
+                &counter(&|b| b.updates_sent),
+            )?;
+            f.counter(
+                "bgp_updates_received",
+                "BGP UPDATE messages received from the peer.",
+                &counter(&|b| b.updates_received),
             )?;
         }
         f.counter(

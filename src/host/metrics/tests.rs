@@ -33,6 +33,19 @@ fn sample() -> Snapshot {
         api_watch_restarts: 2,
         api_errors: 1,
         seconds_since_sync: Some(1.5),
+        bgp: vec![
+            BgpPeerStat {
+                peer: "tor1".into(),
+                up: true,
+                updates_sent: 14,
+                updates_received: 2,
+                prefixes: 9,
+            },
+            BgpPeerStat {
+                peer: "tor2".into(),
+                ..BgpPeerStat::default()
+            },
+        ],
         reloads: [("ok", 1), ("failed", 0)].into(),
         ready: true,
     }
@@ -83,6 +96,11 @@ fn every_number_is_rendered_under_its_name() {
         ("ferrolb_k8s_seconds_since_sync", "1.5"),
         ("ferrolb_config_reloads_total{result=\"ok\"}", "1"),
         ("ferrolb_ready", "1"),
+        ("ferrolb_bgp_session_up{peer=\"tor1\"}", "1"),
+        ("ferrolb_bgp_session_up{peer=\"tor2\"}", "0"),
+        ("ferrolb_bgp_announced_prefixes{peer=\"tor1\"}", "9"),
+        ("ferrolb_bgp_updates_sent_total{peer=\"tor1\"}", "14"),
+        ("ferrolb_bgp_updates_received_total{peer=\"tor1\"}", "2"),
     ];
     for (k, v) in want {
         assert_eq!(s.get(k).map(String::as_str), Some(v), "{k} in\n{text}");
@@ -96,6 +114,7 @@ fn absent_parts_are_left_out() {
     let text = render(&Snapshot::default());
     assert!(!text.contains("gossip"), "{text}");
     assert!(!text.contains("layer2"), "{text}");
+    assert!(!text.contains("bgp_session"), "{text}");
     assert!(!text.contains("seconds_since_sync"), "{text}");
     assert_eq!(
         samples(&text).get("ferrolb_ready").map(String::as_str),
