@@ -27,6 +27,7 @@ use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::gobgp::{self, Neighbor};
 use common::netlab::*;
 use ferrolb::bgp::codec::{
     AfiSafi, Capability, Community, Context, LargeCommunity, Message, Open, HEADER_LEN,
@@ -173,147 +174,26 @@ impl Drop for Node {
     }
 }
 
-// === gobgpd ===
-
-struct Neighbor<'a> {
-    addr: IpAddr,
-    password: Option<&'a str>,
-    /// gobgpd only waits for our connection.
-    passive: bool,
-    /// Hold time gobgpd proposes (keepalives at a third); `None`: its default, 90 s.
-    hold_time: Option<u32>,
-}
-
-impl Neighbor<'_> {
-    fn to(addr: IpAddr) -> Neighbor<'static> {
-        Neighbor {
-            addr,
-            password: None,
-            passive: true,
-            hold_time: None,
-        }
-    }
-}
+// === gobgpd (tests/common/gobgp.rs) with this file's AS numbers and API port ===
 
 fn start_gobgpd(lab: &Lab, host: &Host, neighbors: &[Neighbor]) -> Proc {
-    let mut toml = format!(
-        "[global.config]\n  as = {ROUTER_ASN}\n  router-id = \"{}\"\n",
-        host.ipv4
-    );
-    for n in neighbors {
-        toml += &format!(
-            "[[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{}\"\n    peer-as = {NODE_ASN}\n",
-            n.addr
-        );
-        if let Some(p) = n.password {
-            toml += &format!("    auth-password = \"{p}\"\n");
-        }
-        toml += &format!(
-            "  [neighbors.transport.config]\n    passive-mode = {}\n",
-            n.passive
-        );
-        // Dial the node soon when active (the default idle hold after a reset is 30 s).
-        toml += "  [neighbors.timers.config]\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n";
-        if let Some(hold) = n.hold_time {
-            toml += &format!(
-                "    hold-time = {hold}\n    keepalive-interval = {}\n",
-                (hold / 3).max(1)
-            );
-        }
-        for family in ["ipv4-unicast", "ipv6-unicast"] {
-            toml += &format!(
-                "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{family}\"\n"
-            );
-        }
-    }
-    let conf = lab.write_file(&format!("gobgpd-{}.toml", host.name), &toml, 0o644);
-    let log = lab.path(&format!("gobgpd-{}.log", host.name));
-    let conf = conf.to_string_lossy().to_string();
-    let api = format!("127.0.0.1:{GOBGP_API}");
-    let p = lab.spawn(
-        &host.ns,
-        "gobgpd",
-        &[
-            "-f",
-            &conf,
-            "-t",
-            "toml",
-            "-p",
-            "-l",
-            "debug",
-            "--api-hosts",
-            &api,
-            "--pprof-disable",
-        ],
-        &log,
-    );
-    wait_for("gobgpd API", WAIT, || {
-        let out = lab.exec(&host.ns, "gobgp", &["-p", GOBGP_API, "global"]);
-        if out.ok {
-            Ok(())
-        } else {
-            Err(out.stderr.clone())
-        }
-    });
-    p
+    gobgp::start_gobgpd(lab, host, (ROUTER_ASN, NODE_ASN), neighbors, GOBGP_API)
 }
 
 fn gobgp_json(lab: &Lab, host: &Host, args: &[&str]) -> Value {
-    let mut all = vec!["-p", GOBGP_API];
-    all.extend_from_slice(args);
-    all.push("-j");
-    let out = lab.exec(&host.ns, "gobgp", &all).expect_ok("gobgp");
-    serde_json::from_str(&out).unwrap_or(Value::Null)
+    gobgp::gobgp_json(lab, host, GOBGP_API, args)
 }
 
-/// GoBGP's session state for `addr` (6 = Established).
 fn gobgp_session_state(lab: &Lab, host: &Host, addr: IpAddr) -> i64 {
-    let all = gobgp_json(lab, host, &["neighbor"]);
-    all.as_array()
-        .into_iter()
-        .flatten()
-        .find(|n| n["conf"]["neighbor_address"] == addr.to_string())
-        .and_then(|n| n["state"]["session_state"].as_i64())
-        .unwrap_or(0)
+    gobgp::gobgp_session_state(lab, host, GOBGP_API, addr)
 }
 
-/// GoBGP's RIB of a family: prefix → (next hop, communities, large communities).
 fn gobgp_rib(
     lab: &Lab,
     host: &Host,
     family: &str,
 ) -> BTreeMap<String, (String, Vec<u64>, Vec<String>)> {
-    let rib = gobgp_json(lab, host, &["global", "rib", "-a", family]);
-    let mut out = BTreeMap::new();
-    for (prefix, paths) in rib.as_object().into_iter().flatten() {
-        let Some(path) = paths.get(0) else { continue };
-        let mut entry = (String::new(), Vec::new(), Vec::new());
-        for attr in path["attrs"].as_array().into_iter().flatten() {
-            match attr["type"].as_i64() {
-                Some(3) => entry.0 = attr["nexthop"].as_str().unwrap_or("").to_string(),
-                Some(14) => entry.0 = attr["nexthop"].as_str().unwrap_or("").to_string(),
-                Some(8) => {
-                    entry.1 = attr["communities"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_u64)
-                        .collect()
-                }
-                Some(32) => {
-                    entry.2 = attr["value"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|c| format!("{}:{}:{}", c["ASN"], c["LocalData1"], c["LocalData2"]))
-                        .collect()
-                }
-                _ => {}
-            }
-        }
-        out.insert(prefix.clone(), entry);
-    }
-    out
+    gobgp::gobgp_rib(lab, host, GOBGP_API, family)
 }
 
 fn attrs(communities: &[(u16, u16)], large: &[(u32, u32, u32)]) -> Arc<RouteAttrs> {

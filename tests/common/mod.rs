@@ -7,6 +7,7 @@
 
 pub mod dbus;
 pub mod e2e;
+pub mod gobgp;
 pub mod gossip;
 pub mod l2;
 pub mod netlab;
