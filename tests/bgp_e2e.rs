@@ -375,7 +375,7 @@ impl BgpLab {
             })
             .collect();
         let conf = format!(
-            "hostname router\n!\nrouter bgp {router_asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n bgp bestpath as-path multipath-relax\n neighbor NODES peer-group\n neighbor NODES remote-as {NODE_ASN}\n neighbor NODES timers connect 1\n{neighbors} address-family ipv4 unicast\n  neighbor NODES activate\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n address-family ipv6 unicast\n  neighbor NODES activate\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n!\n",
+            "hostname router\n!\nrouter bgp {router_asn}\n bgp router-id {rid}\n no bgp ebgp-requires-policy\n bgp graceful-restart\n bgp bestpath as-path multipath-relax\n neighbor NODES peer-group\n neighbor NODES remote-as {NODE_ASN}\n neighbor NODES timers connect 1\n{neighbors} address-family ipv4 unicast\n  neighbor NODES activate\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n address-family ipv6 unicast\n  neighbor NODES activate\n  maximum-paths 8\n  maximum-paths ibgp 8\n exit-address-family\n!\n",
             rid = net.v4(1),
         );
         let frr = Frr::start(&l.lab, &router, &conf);
@@ -690,4 +690,67 @@ fn gobgp_as_the_router_holds_every_node_as_a_path() {
             Err(format!("{got:?}"))
         }
     });
+}
+
+#[test]
+fn sigusr2_restarts_gracefully_the_router_keeps_forwarding_until_the_daemon_is_back() {
+    let b = BgpLab::start("fbgr", 65, "", "", ROUTER_ASN);
+    b.wait_established();
+    let ips = b.node_ips();
+    let address = service(&b, "web", false, &NODES, false);
+    let prefix = format!("{address}/32");
+    b.wait_paths(&prefix, &ips);
+    let node1 = b.l.node("node1");
+    let node1_ip = node1.host.ipv4.to_string();
+
+    // SIGUSR2: the daemon exits for a restart (status 75) without withdrawing.
+    b.l.lab.signal(node1.daemon.proc, "USR2");
+    let status =
+        b.l.lab
+            .wait_exit(node1.daemon.proc, Duration::from_secs(20));
+    assert_eq!(status.code(), Some(75), "exit status of a restart");
+    wait_for("FRR sees node1's session down", ROUTE, || {
+        let (state, _) = b.frr.neighbor(&b.l.lab, &node1_ip);
+        if state != "Established" {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    });
+    // The router keeps node1's path, marked stale, and keeps forwarding along it.
+    let v = b
+        .frr
+        .json(&b.l.lab, &format!("show bgp ipv4 unicast {prefix} json"));
+    let stale: Vec<&Value> = v["paths"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["nexthops"][0]["ip"] == node1_ip.as_str())
+        .collect();
+    assert_eq!(
+        stale.len(),
+        1,
+        "node1's path is gone during the restart: {v}"
+    );
+    assert_eq!(stale[0]["stale"], true, "{}", stale[0]);
+    assert_eq!(b.frr.fib(&b.l.lab, &prefix), ips, "the FIB dropped node1");
+
+    // The daemon is back: the session returns, the path is refreshed (no longer stale).
+    let _daemon = b.l.lab.start_ferrolb(&node1.host, &node1.config);
+    wait_for("node1's path fresh again", ROUTE, || {
+        let v = b
+            .frr
+            .json(&b.l.lab, &format!("show bgp ipv4 unicast {prefix} json"));
+        let fresh = v["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["nexthops"][0]["ip"] == node1_ip.as_str() && p["stale"] != true);
+        if fresh {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    });
+    b.wait_paths(&prefix, &ips);
 }
