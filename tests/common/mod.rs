@@ -5,8 +5,10 @@
 //! ([`gossip`]) the client's 10 ms TCP probe ([`probe`]) and a private D-Bus ([`dbus`]).
 #![allow(dead_code)]
 
+pub mod bgp_lab;
 pub mod dbus;
 pub mod e2e;
+pub mod frr;
 pub mod gobgp;
 pub mod gossip;
 pub mod l2;
