@@ -21,12 +21,12 @@ pub const ROUTE: Duration = Duration::from_secs(30);
 
 /// The BGP lab: the L2 lab's cluster with a bgp pool and a router.
 pub struct BgpLab {
+    /// FRR in the router (first: dropped before the namespaces go).
+    pub frr: Frr,
     /// The cluster (API simulator, nodes with daemons, client).
     pub l: L2Lab,
     /// The router's namespace (`.1` on the LAN).
     pub router: Host,
-    /// FRR in it.
-    pub frr: Frr,
     /// Removed when the lab goes.
     password_file: Option<PathBuf>,
 }

@@ -204,6 +204,7 @@ impl Drop for Frr {
         // zebra leaves nexthop objects behind (NETLAB.md); the namespace goes with the lab.
         let _ = Command::new("ip")
             .args(["-n", &self.ns, "nexthop", "flush"])
+            .stdout(std::process::Stdio::null())
             .status();
         for pid in ["zebra.pid", "bgpd.pid"] {
             if let Ok(text) = std::fs::read_to_string(self.dir.join(pid)) {
