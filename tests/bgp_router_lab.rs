@@ -6,6 +6,8 @@
 //!   multipath route with three next hops, and 30 TCP connections from the client behind the
 //!   router land on at least two nodes; one node withdraws → two paths, in FRR and the FIB;
 //!   the same for a /128 over MP-BGP; bgpd restarted → sessions and paths come back;
+//! - FRR with an MD5 password: the right key gives a session, a wrong one none; a speaker
+//!   frozen (SIGSTOP) is dropped at hold-timer expiry (`timers 1 3`) and its path with it;
 //! - GoBGP as the router: its RIB holds the three paths (gobgpd installs no kernel routes).
 //!
 //! Needs root, `ip`, `curl`, FRR (`/usr/lib/frr/{zebra,bgpd}`, `vtysh`) and GoBGP (`gobgpd`,
@@ -187,4 +189,57 @@ fn bgp_router_lab_gobgp_router_rib_holds_three_paths() {
     wait_paths("two IPv4 paths in gobgpd's RIB", &all_v4[..2], || {
         router.paths(&v4)
     });
+}
+
+#[test]
+fn bgp_router_lab_frr_password_and_hold_timer() {
+    require_frr();
+    require_gobgp();
+    let lab = Lab::new("fbr3");
+    let topo = BgpTopology::build(&lab, 3, &[SERVICE_V4]);
+    let [n1, n2] = [&topo.nodes[0], &topo.nodes[1]];
+    let (a1, a2) = (IpAddr::V4(n1.ipv4), IpAddr::V4(n2.ipv4));
+    let mut config = FrrConfig::new(ROUTER_ASN);
+    for a in [a1, a2] {
+        let mut n = FrrNeighbor::new(a, NODE_ASN);
+        n.password = Some("lab-secret".into());
+        // Keepalives every second, hold 3 s: a silent peer is dropped within seconds.
+        n.timers = Some((1, 3));
+        config = config.neighbor(n);
+    }
+    let frr = FrrRouter::start(&lab, &topo.router, &config);
+    let mut right = GoBgpConfig::speaker(n1, NODE_ASN, topo.router_ip(), ROUTER_ASN, 50351);
+    right.neighbors[0].password = Some("lab-secret".into());
+    let mut wrong = GoBgpConfig::speaker(n2, NODE_ASN, topo.router_ip(), ROUTER_ASN, 50352);
+    wrong.neighbors[0].password = Some("not-the-secret".into());
+    let s1 = GoBgpRouter::start(&lab, n1, &right);
+    let s2 = GoBgpRouter::start(&lab, n2, &wrong);
+
+    frr.wait_established(a1, WAIT);
+    s1.announce(&format!("{SERVICE_V4}/32"), a1);
+    wait_paths("n1's path in FRR", &[a1], || {
+        frr.paths(&format!("{SERVICE_V4}/32"))
+    });
+    // n2 dialled (and was dialled) all along with the wrong key: TCP never got through.
+    assert_ne!(frr.neighbor_state(a2), "Established");
+    assert_ne!(s2.neighbor_state(topo.router_ip()), 6);
+
+    // n1's speaker goes silent: FRR drops the session at hold-timer expiry, and the path.
+    lab.signal(s1.proc, "STOP");
+    wait_for("FRR to drop the silent peer", WAIT, || {
+        match frr.neighbor_state(a1) {
+            s if s == "Established" => Err(s),
+            _ => Ok(()),
+        }
+    });
+    wait_paths("no path once the peer went silent", &[], || {
+        frr.paths(&format!("{SERVICE_V4}/32"))
+    });
+    let reason = frr.last_reset(a1);
+    let log = std::fs::read_to_string(frr.dir.join("bgpd.log")).unwrap_or_default();
+    assert!(
+        reason.contains("Hold Timer"),
+        "the session should end at hold-timer expiry, FRR says {reason:?}; bgpd.log:\n{log}"
+    );
+    lab.signal(s1.proc, "CONT");
 }

@@ -115,7 +115,7 @@ impl FrrConfig {
         );
         // FRR ≥ 7.4 drops eBGP routes without a policy; the lab has none.
         c += " no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n";
-        c += " bgp bestpath as-path multipath-relax\n";
+        c += " bgp bestpath as-path multipath-relax\n bgp log-neighbor-changes\n";
         for n in &self.neighbors {
             let a = n.addr;
             let _ = writeln!(c, " neighbor {a} remote-as {}", n.remote_as);
@@ -363,6 +363,19 @@ impl<'a> FrrRouter<'a> {
         v["peers"][addr.to_string()]["pfxRcd"].as_u64().unwrap_or(0)
     }
 
+    /// Why the last session with `addr` ended: `lastResetDueTo` of `show bgp neighbors ADDR
+    /// json`, with the NOTIFICATION's reason when there was one (`"BGP Notification send
+    /// (Hold Timer Expired/Unspecific)"`); `""` if none.
+    pub fn last_reset(&self, addr: IpAddr) -> String {
+        let v = self.json(&format!("show bgp neighbors {addr} json"));
+        let n = &v[addr.to_string()];
+        let due = n["lastResetDueTo"].as_str().unwrap_or("");
+        match n["lastNotificationReason"].as_str() {
+            Some(reason) => format!("{due} ({reason})"),
+            None => due.to_string(),
+        }
+    }
+
     /// The session state with `addr` (`"Established"`, `"Active"`, …; `""` if unknown).
     pub fn neighbor_state(&self, addr: IpAddr) -> String {
         let v = self.json(&format!("show bgp neighbors {addr} json"));
@@ -483,6 +496,29 @@ pub struct GoBgpConfig {
 }
 
 impl GoBgpConfig {
+    /// A stand-in node speaker on `host`: AS `asn`, listening on 179 and dialling `router`
+    /// (AS `router_as`), IPv4 and IPv6 unicast.
+    pub fn speaker(
+        host: &Host,
+        asn: u32,
+        router: IpAddr,
+        router_as: u32,
+        api_port: u16,
+    ) -> GoBgpConfig {
+        GoBgpConfig {
+            asn,
+            router_id: host.ipv4,
+            listen: true,
+            api_port,
+            neighbors: vec![GoBgpNeighbor {
+                addr: router,
+                peer_as: router_as,
+                password: None,
+                passive: false,
+            }],
+        }
+    }
+
     /// The toml file.
     pub fn render(&self) -> String {
         let mut t = format!(
@@ -571,8 +607,7 @@ impl<'a> GoBgpRouter<'a> {
         g
     }
 
-    /// A stand-in node speaker: AS `asn`, listening on 179 and dialling `router` (AS
-    /// `router_as`), IPv4 and IPv6 unicast.
+    /// A stand-in node speaker with [`GoBgpConfig::speaker`]'s configuration.
     pub fn speaker(
         lab: &'a Lab,
         host: &Host,
@@ -581,18 +616,7 @@ impl<'a> GoBgpRouter<'a> {
         router_as: u32,
         api_port: u16,
     ) -> GoBgpRouter<'a> {
-        let config = GoBgpConfig {
-            asn,
-            router_id: host.ipv4,
-            listen: true,
-            api_port,
-            neighbors: vec![GoBgpNeighbor {
-                addr: router,
-                peer_as: router_as,
-                password: None,
-                passive: false,
-            }],
-        };
+        let config = GoBgpConfig::speaker(host, asn, router, router_as, api_port);
         GoBgpRouter::start(lab, host, &config)
     }
 
