@@ -6,7 +6,8 @@
 //!   multipath route with three next hops, and 30 TCP connections from the client behind the
 //!   router land on at least two nodes; one node withdraws → two paths, in FRR and the FIB;
 //!   the same for a /128 over MP-BGP; bgpd restarted → sessions and paths come back;
-//! - FRR with an MD5 password: the right key gives a session, a wrong one none; a speaker
+//! - FRR with an MD5 password: the right key gives a session, a wrong one none; communities
+//!   and large communities show in FRR's JSON; a speaker
 //!   frozen (SIGSTOP) is dropped at hold-timer expiry (`timers 1 3`) and its path with it;
 //! - GoBGP as the router: its RIB holds the three paths (gobgpd installs no kernel routes).
 //!
@@ -216,10 +217,24 @@ fn bgp_router_lab_frr_password_and_hold_timer() {
     let s2 = GoBgpRouter::start(&lab, n2, &wrong);
 
     frr.wait_established(a1, WAIT);
-    s1.announce(&format!("{SERVICE_V4}/32"), a1);
+    s1.announce_with(
+        &format!("{SERVICE_V4}/32"),
+        a1,
+        &[
+            "community",
+            "64500:100,64500:7",
+            "large-community",
+            "64500:1:2",
+        ],
+    );
     wait_paths("n1's path in FRR", &[a1], || {
         frr.paths(&format!("{SERVICE_V4}/32"))
     });
+    let path = &frr.routes(&format!("{SERVICE_V4}/32"))[0];
+    assert!(path.selected, "{path:?}");
+    assert_eq!(path.as_path, NODE_ASN.to_string());
+    assert_eq!(path.communities, ["64500:7", "64500:100"]);
+    assert_eq!(path.large_communities, ["64500:1:2"]);
     // n2 dialled (and was dialled) all along with the wrong key: TCP never got through.
     assert_ne!(frr.neighbor_state(a2), "Established");
     assert_ne!(s2.neighbor_state(topo.router_ip()), 6);

@@ -147,6 +147,50 @@ impl FrrConfig {
     }
 }
 
+/// One path of `show bgp … PREFIX json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrrPath {
+    /// The next hop (the global one for IPv6).
+    pub nexthop: IpAddr,
+    /// Part of the multipath set installed (`multipath`) or the best path.
+    pub selected: bool,
+    /// Standard communities as FRR prints them (`"64500:100"`), in order.
+    pub communities: Vec<String>,
+    /// Large communities (`"64500:1:2"`), in order.
+    pub large_communities: Vec<String>,
+    /// LOCAL_PREF when the path carries one (iBGP).
+    pub local_pref: Option<u64>,
+    /// The AS path as FRR prints it (`"64500"`, `""` for an iBGP route).
+    pub as_path: String,
+}
+
+impl FrrPath {
+    fn from_json(path: &Value) -> Option<FrrPath> {
+        let hops = path["nexthops"].as_array()?;
+        let hop = hops
+            .iter()
+            .find(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
+            .or(hops.first())?;
+        let words = |v: &Value| -> Vec<String> {
+            v["string"]
+                .as_str()
+                .unwrap_or("")
+                .split_whitespace()
+                .map(str::to_string)
+                .collect()
+        };
+        Some(FrrPath {
+            nexthop: hop["ip"].as_str()?.parse().ok()?,
+            selected: path["multipath"].as_bool() == Some(true)
+                || path["bestpath"]["overall"].as_bool() == Some(true),
+            communities: words(&path["community"]),
+            large_communities: words(&path["largeCommunity"]),
+            local_pref: path["locPrf"].as_u64(),
+            as_path: path["aspath"]["string"].as_str().unwrap_or("").to_string(),
+        })
+    }
+}
+
 /// FRR (`zebra` + `bgpd`, run in the foreground) as the router in `host`'s namespace.
 pub struct FrrRouter<'a> {
     lab: &'a Lab,
@@ -337,24 +381,24 @@ impl<'a> FrrRouter<'a> {
         serde_json::from_str(&self.vtysh(cmd)).unwrap_or(Value::Null)
     }
 
-    /// The next hop of every path FRR holds for `prefix` (`"10.96.0.10/32"`, `"fd00::1/128"`),
-    /// valid or not; the global next hop for IPv6. Empty when FRR has no such route.
-    pub fn paths(&self, prefix: &str) -> Vec<IpAddr> {
+    /// Every path FRR holds for `prefix` (`"10.96.0.10/32"`, `"fd00::1/128"`), valid or
+    /// not, sorted by next hop; empty when FRR has no such route.
+    pub fn routes(&self, prefix: &str) -> Vec<FrrPath> {
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         let v = self.json(&format!("show bgp {family} unicast {prefix} json"));
-        let mut out = Vec::new();
-        for path in v["paths"].as_array().into_iter().flatten() {
-            let hops = path["nexthops"].as_array().cloned().unwrap_or_default();
-            let global = hops
-                .iter()
-                .find(|h| h["scope"].as_str().is_none_or(|s| s == "global"))
-                .or(hops.first());
-            if let Some(ip) = global.and_then(|h| h["ip"].as_str()?.parse().ok()) {
-                out.push(ip);
-            }
-        }
-        out.sort();
+        let mut out: Vec<FrrPath> = v["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(FrrPath::from_json)
+            .collect();
+        out.sort_by_key(|p| p.nexthop);
         out
+    }
+
+    /// The next hop of every path FRR holds for `prefix` (the global one for IPv6), sorted.
+    pub fn paths(&self, prefix: &str) -> Vec<IpAddr> {
+        self.routes(prefix).iter().map(|p| p.nexthop).collect()
     }
 
     /// Prefixes received from `addr` (`pfxRcd` of `show bgp FAMILY unicast summary json`).
@@ -697,10 +741,17 @@ impl<'a> GoBgpRouter<'a> {
 
     /// Originates `prefix` with next hop `nexthop` (`gobgp global rib add`).
     pub fn announce(&self, prefix: &str, nexthop: IpAddr) {
+        self.announce_with(prefix, nexthop, &[]);
+    }
+
+    /// Like [`GoBgpRouter::announce`], with attributes in gobgp's words appended
+    /// (`["community", "64500:100", "large-community", "64500:1:2", "local-pref", "200"]`).
+    pub fn announce_with(&self, prefix: &str, nexthop: IpAddr, attrs: &[&str]) {
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         let nh = nexthop.to_string();
-        self.try_gobgp(&["global", "rib", "add", "-a", family, prefix, "nexthop", &nh])
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut args = vec!["global", "rib", "add", "-a", family, prefix, "nexthop", &nh];
+        args.extend_from_slice(attrs);
+        self.try_gobgp(&args).unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Withdraws `prefix` it originated (`gobgp global rib del`).
