@@ -9,6 +9,7 @@
 //! - FRR with an MD5 password: the right key gives a session, a wrong one none; communities
 //!   and large communities show in FRR's JSON; a speaker
 //!   frozen (SIGSTOP) is dropped at hold-timer expiry (`timers 1 3`) and its path with it;
+//! - FRR with an iBGP speaker: LOCAL_PREF shows in FRR's JSON, the AS path is empty;
 //! - GoBGP as the router: its RIB holds the three paths (gobgpd installs no kernel routes).
 //!
 //! Needs root, `ip`, `curl`, FRR (`/usr/lib/frr/{zebra,bgpd}`, `vtysh`) and GoBGP (`gobgpd`,
@@ -257,4 +258,28 @@ fn bgp_router_lab_frr_password_and_hold_timer() {
         "the session should end at hold-timer expiry, FRR says {reason:?}; bgpd.log:\n{log}"
     );
     lab.signal(s1.proc, "CONT");
+}
+
+#[test]
+fn bgp_router_lab_frr_ibgp_local_pref() {
+    require_frr();
+    require_gobgp();
+    let lab = Lab::new("fbr4");
+    let topo = BgpTopology::build(&lab, 4, &[SERVICE_V4]);
+    let n1 = &topo.nodes[0];
+    let a1 = IpAddr::V4(n1.ipv4);
+    // The node in the router's own AS: iBGP, where LOCAL_PREF is carried.
+    let config = FrrConfig::new(ROUTER_ASN).neighbors(&[a1], ROUTER_ASN);
+    let frr = FrrRouter::start(&lab, &topo.router, &config);
+    let speaker = GoBgpRouter::speaker(&lab, n1, ROUTER_ASN, topo.router_ip(), ROUTER_ASN, 50451);
+    frr.wait_established(a1, WAIT);
+    let prefix = format!("{SERVICE_V4}/32");
+    speaker.announce_with(&prefix, a1, &["local-pref", "200"]);
+    wait_paths("n1's iBGP path in FRR", &[a1], || frr.paths(&prefix));
+    let path = &frr.routes(&prefix)[0];
+    assert_eq!(path.local_pref, Some(200), "{path:?}");
+    assert_eq!(path.as_path, "Local", "an iBGP route has an empty AS path");
+    wait_paths("the iBGP route in the FIB", &[a1], || {
+        frr.fib_nexthops(&prefix)
+    });
 }

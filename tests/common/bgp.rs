@@ -160,7 +160,7 @@ pub struct FrrPath {
     pub large_communities: Vec<String>,
     /// LOCAL_PREF when the path carries one (iBGP).
     pub local_pref: Option<u64>,
-    /// The AS path as FRR prints it (`"64500"`, `""` for an iBGP route).
+    /// The AS path as FRR prints it (`"64500"`; `"Local"` when empty, as from an iBGP peer).
     pub as_path: String,
 }
 
