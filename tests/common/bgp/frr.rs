@@ -276,7 +276,7 @@ impl<'a> FrrRouter<'a> {
         });
     }
 
-    /// Stops bgpd with SIGTERM (it closes its sessions with a Cease); zebra keeps running
+    /// Stops bgpd with SIGTERM (it closes its sessions); zebra keeps running
     /// (and removes bgpd's routes from the kernel).
     pub fn stop_bgpd(&mut self) {
         let bgpd = self.bgpd.take().expect("bgpd is running");
