@@ -2,9 +2,11 @@
 //! request) and a watch-stream reader for the API simulator tests; the network-namespace lab
 //! ([`netlab`]) and ferrolb's kubectl-side checks ([`e2e`]) for the end-to-end tests, and the
 //! L2-mode lab and the client's view of an address ([`l2`]), the gossip lab's set-up
-//! ([`gossip`]) the client's 10 ms TCP probe ([`probe`]) and a private D-Bus ([`dbus`]).
+//! ([`gossip`]) the client's 10 ms TCP probe ([`probe`]), a private D-Bus ([`dbus`]) and BGP
+//! routers (FRR, GoBGP) with their topology ([`bgp`]).
 #![allow(dead_code)]
 
+pub mod bgp;
 pub mod bgp_lab;
 pub mod dbus;
 pub mod e2e;
