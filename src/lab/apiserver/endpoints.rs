@@ -185,12 +185,7 @@ fn reconcile(txn: &mut Txn<'_>) {
 }
 
 /// The slice `svc` should have for `family`, keeping the identity of `current`.
-fn desired(
-    svc: &Value,
-    family: &str,
-    nodes: &[NodeEndpoint],
-    current: Option<&Value>,
-) -> Value {
+fn desired(svc: &Value, family: &str, nodes: &[NodeEndpoint], current: Option<&Value>) -> Value {
     let (ns, name) = (meta_str(svc, "namespace"), meta_str(svc, "name"));
     let mut metadata = match current {
         Some(c) => c["metadata"].clone(),
@@ -296,8 +291,11 @@ mod tests {
                    {"name": "", "port": 53, "protocol": "UDP"}])
         );
         let v6 = desired(&svc, "IPv6", &nodes, None);
-        assert_eq!(v6["endpoints"], json!([{"addresses": ["fd00::11"],
-            "conditions": {"ready": true, "serving": true, "terminating": false}, "nodeName": "n1"}]));
+        assert_eq!(
+            v6["endpoints"],
+            json!([{"addresses": ["fd00::11"],
+            "conditions": {"ready": true, "serving": true, "terminating": false}, "nodeName": "n1"}])
+        );
         // An update keeps the name and uid and bumps the generation.
         let again = desired(&svc, "IPv4", &nodes[..1], Some(&v4));
         assert_eq!(meta_str(&again, "name"), meta_str(&v4, "name"));
