@@ -14,7 +14,19 @@ pub fn down() -> Result<String, LabError> {
         return Err(LabError::NotRoot("down"));
     }
     match LabState::load()? {
-        None => Ok("no lab is running: nothing to do".into()),
+        None => {
+            let strays = lab_namespaces()?;
+            if strays.is_empty() {
+                Ok("no lab is running: nothing to do".into())
+            } else {
+                // Not recorded by a lab: perhaps someone else's; never deleted unasked.
+                Ok(format!(
+                    "no lab is running, but namespaces named like the lab's exist: {} \
+                     (not made by a recorded lab; remove them with `ip netns delete NAME`)",
+                    strays.join(", ")
+                ))
+            }
+        }
         Some(state) => {
             teardown(&state)?;
             Ok(format!(

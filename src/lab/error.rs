@@ -55,6 +55,14 @@ pub enum LabError {
         /// What is wrong.
         detail: String,
     },
+    /// `lab up` failed; what it had made was removed.
+    #[error("{error}\n(everything `lab up` had made was removed; the logs are kept in {})", logs.display())]
+    Undone {
+        /// What went wrong.
+        error: Box<LabError>,
+        /// Where the logs were copied.
+        logs: PathBuf,
+    },
     /// Something the lab started did not come up in time.
     #[error("{what} did not come up within {seconds} s{}", log.as_ref().map(|l| format!(" (see {})", l.display())).unwrap_or_default())]
     Timeout {

@@ -68,14 +68,18 @@ pub fn up(options: &UpOptions) -> Result<String, LabError> {
             if let Err(cleanup) = teardown(&state) {
                 tracing::warn!(%cleanup, "undoing a failed lab up");
             }
-            tracing::error!(logs = %kept.display(), "lab up failed; logs kept");
-            Err(e)
+            Err(LabError::Undone {
+                error: Box::new(e),
+                logs: kept,
+            })
         }
     }
 }
 
 fn keep_logs(state: &LabState) -> PathBuf {
     let dir = std::env::temp_dir().join("ferrolb-lab-failed");
+    // Best effort: the logs only help to explain the error being returned.
+    let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::create_dir_all(&dir);
     for p in &state.processes {
         if let Some(name) = p.log.file_name() {
