@@ -246,6 +246,15 @@ fn lab_up_apply_curl_fail_heal_down_leaves_the_machine_as_it_was() {
         ]);
         let bgp_ip = bgp_ip.trim().to_string();
         assert!(bgp_ip.starts_with("100.127.100."), "{bgp_ip}");
+        // Every node announces it: FRR installs one nexthop per node.
+        wait_for(
+            "the router's ECMP route over three nodes",
+            Duration::from_secs(30),
+            || {
+                let route = sh("ip", &["-n", "ferrolb-router", "route", "show", &bgp_ip]);
+                (route.matches("nexthop via 100.127.0.1").count() == 3).then_some(())
+            },
+        );
         wait_for(
             "the client reaching hello-bgp through the router",
             Duration::from_secs(30),

@@ -363,15 +363,31 @@ fn build(options: &UpOptions, state: &mut LabState, out: &mut String) -> Result<
     }
     let services = wait_for_addresses(&wanted, Duration::from_secs(30))?;
     let _ = writeln!(out, "\nexample Services:");
-    let mut first_ip = None;
     for (name, ips) in &services {
         let _ = writeln!(out, "  {name:<20} {}", ips.join(", "));
-        first_ip = first_ip.or(ips.first().cloned());
     }
-    let ip_hint = first_ip.unwrap_or_else(|| "<address>".into());
+    let first = |svc: &str| {
+        services
+            .iter()
+            .find(|(n, _)| n == svc)
+            .and_then(|(_, ips)| ips.first().cloned())
+    };
+    let _ = writeln!(out, "\nTry (as root):\n  ferrolb lab kubectl get svc");
+    if let Some(ip) = first("default/hello-l2") {
+        let _ = writeln!(
+            out,
+            "  ip netns exec {CLIENT_NS} curl http://{ip}/      # L2: the node answering ARP says its name"
+        );
+    }
+    if let Some(ip) = first("default/hello-bgp") {
+        let _ = writeln!(
+            out,
+            "  ip netns exec {CLIENT_NS} curl http://{ip}/      # BGP: through the router\n  ip -n {ROUTER_NS} route show {ip}               # the router's ECMP route"
+        );
+    }
     let _ = writeln!(
         out,
-        "\nTry (as root):\n  ferrolb lab kubectl get svc\n  ip netns exec {CLIENT_NS} curl http://{ip_hint}/\n  ferrolb lab fail node2\n  ferrolb lab heal node2\n  ferrolb lab status\n  ferrolb lab kubectl apply -f your-manifest.yaml\n  ferrolb lab down"
+        "  ferrolb lab fail node2\n  ferrolb lab heal node2\n  ferrolb lab status\n  ferrolb lab kubectl apply -f your-manifest.yaml\n  ferrolb lab down"
     );
     Ok(())
 }
