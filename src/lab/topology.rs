@@ -5,7 +5,7 @@
 //! Addressing (RFC 6598 shared space and a ULA prefix, unlikely to clash with a real LAN):
 //! the LAN is `100.127.0.0/24` and `fdfe:7c4b:1ab0::/64`; the router is `.1`, the API
 //! simulator `.2`, the client `.3`, nodes `.11`, `.12`, …; the l2 pool is
-//! `100.127.0.200-100.127.0.223` (on the LAN), the bgp pool `100.127.100.0/28` (routed by the
+//! `100.127.0.200-100.127.0.223` and `fdfe:7c4b:1ab0::200-…::2ff` (on the LAN), the bgp pool `100.127.100.0/28` (routed by the
 //! router).
 
 use std::fs::OpenOptions;
@@ -39,8 +39,12 @@ pub const CLIENT_IP: &str = "100.127.0.3";
 pub const LAN_V6: &str = "fdfe:7c4b:1ab0:";
 /// The l2 pool (on the LAN).
 pub const L2_POOL: &str = "100.127.0.200-100.127.0.223";
+/// The l2 pool's IPv6 range (on the LAN).
+pub const L2_POOL_V6: &str = "fdfe:7c4b:1ab0::200-fdfe:7c4b:1ab0::2ff";
 /// What each node accepts as local for the l2 pool (kube-proxy's part).
 pub const L2_LOCAL: &str = "100.127.0.192/27";
+/// The same for the IPv6 range.
+pub const L2_LOCAL_V6: &str = "fdfe:7c4b:1ab0::200/120";
 /// The bgp pool (reached through the router).
 pub const BGP_POOL: &str = "100.127.100.0/28";
 /// The router's ASN.
@@ -262,6 +266,11 @@ mod tests {
         let l2: ipnet::Ipv4Net = L2_LOCAL.parse().unwrap();
         for end in L2_POOL.split('-') {
             assert!(l2.contains(&end.parse::<std::net::Ipv4Addr>().unwrap()));
+        }
+        let l2: ipnet::Ipv6Net = L2_LOCAL_V6.parse().unwrap();
+        for end in L2_POOL_V6.split('-') {
+            assert!(l2.contains(&end.parse::<std::net::Ipv6Addr>().unwrap()));
+            assert!(end.starts_with(LAN_V6));
         }
     }
 

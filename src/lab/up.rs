@@ -12,7 +12,10 @@ use serde_json::json;
 
 use super::down::teardown;
 use super::error::LabError;
+use super::frr::{frr_installed, start_frr};
 use super::kubectl::{kubeconfig_path, kubectl_output, load_balancers};
+use super::network::build_network;
+use super::nodes::{node_config, node_object};
 use super::state::{LabState, RUN_DIR};
 use super::topology::*;
 
@@ -25,7 +28,6 @@ pub struct UpOptions {
     pub program: PathBuf,
 }
 
-const FRR_DIR: &str = "/usr/lib/frr";
 /// How long a daemon may take to sync with the API.
 const START: Duration = Duration::from_secs(60);
 
@@ -92,49 +94,6 @@ fn keep_logs(state: &LabState) -> PathBuf {
     dir
 }
 
-fn add_namespace(state: &mut LabState, ns: &str) -> Result<(), LabError> {
-    ip(&["netns", "add", ns])?;
-    state.namespaces.push(ns.to_string());
-    state.save()?;
-    ip(&["-n", ns, "link", "set", "lo", "up"])?;
-    sysctl(
-        ns,
-        &[
-            ("net.ipv6.conf.all.accept_dad", "0"),
-            ("net.ipv6.conf.default.accept_dad", "0"),
-        ],
-    )
-}
-
-/// A veth from the bridge (`port`, in the LAN namespace) to `eth0` in `ns`, with addresses.
-fn attach(
-    state: &mut LabState,
-    ns: &str,
-    port: &str,
-    v4: &str,
-    v6_host: &str,
-) -> Result<(), LabError> {
-    ip(&[
-        "-n", LAN_NS, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns,
-    ])?;
-    state.links.push(format!("{LAN_NS}/{port}"));
-    state.links.push(format!("{ns}/eth0"));
-    state.save()?;
-    ip(&["-n", LAN_NS, "link", "set", port, "master", BRIDGE, "up"])?;
-    ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", "eth0"])?;
-    ip(&[
-        "-n",
-        ns,
-        "addr",
-        "add",
-        &format!("{}/64", v6(v6_host)),
-        "dev",
-        "eth0",
-        "nodad",
-    ])?;
-    ip(&["-n", ns, "link", "set", "eth0", "up"]).map(drop)
-}
-
 fn random_bytes() -> Result<[u8; 32], LabError> {
     use std::io::Read;
     let path = Path::new("/dev/urandom");
@@ -163,75 +122,7 @@ fn build(options: &UpOptions, state: &mut LabState, out: &mut String) -> Result<
     let program = options.program.to_string_lossy().into_owned();
     let nodes: Vec<String> = (1..=options.nodes).map(|i| format!("node{i}")).collect();
 
-    // The LAN: a bridge in its own namespace.
-    add_namespace(state, LAN_NS)?;
-    ip(&["-n", LAN_NS, "link", "add", BRIDGE, "type", "bridge"])?;
-    state.links.push(format!("{LAN_NS}/{BRIDGE}"));
-    ip(&[
-        "-n",
-        LAN_NS,
-        "link",
-        "set",
-        BRIDGE,
-        "type",
-        "bridge",
-        "stp_state",
-        "0",
-        "mcast_snooping",
-        "0",
-    ])?;
-    ip(&["-n", LAN_NS, "link", "set", BRIDGE, "up"])?;
-
-    add_namespace(state, ROUTER_NS)?;
-    sysctl(
-        ROUTER_NS,
-        &[
-            ("net.ipv4.ip_forward", "1"),
-            ("net.ipv6.conf.all.forwarding", "1"),
-            ("net.ipv4.fib_multipath_hash_policy", "1"),
-            ("net.ipv4.conf.all.send_redirects", "0"),
-            ("net.ipv4.conf.default.send_redirects", "0"),
-        ],
-    )?;
-    attach(state, ROUTER_NS, "vrouter", ROUTER_IP, "1")?;
-
-    add_namespace(state, API_NS)?;
-    attach(state, API_NS, "vapi", API_IP, "2")?;
-
-    add_namespace(state, CLIENT_NS)?;
-    sysctl(
-        CLIENT_NS,
-        &[
-            ("net.ipv4.conf.all.accept_redirects", "0"),
-            ("net.ipv6.conf.all.accept_redirects", "0"),
-        ],
-    )?;
-    attach(state, CLIENT_NS, "vclient", CLIENT_IP, "3")?;
-    // The bgp pool is reached through the router.
-    ip(&["-n", CLIENT_NS, "route", "add", BGP_POOL, "via", ROUTER_IP])?;
-
-    for (i, node) in nodes.iter().enumerate() {
-        let ns = node_ns(node);
-        add_namespace(state, &ns)?;
-        // Answer ARP only for addresses on the receiving interface, never use a service
-        // address as ARP sender: ferrolb, not the kernel, decides who answers.
-        sysctl(
-            &ns,
-            &[
-                ("net.ipv4.conf.all.arp_ignore", "1"),
-                ("net.ipv4.conf.default.arp_ignore", "1"),
-                ("net.ipv4.conf.all.arp_announce", "2"),
-                ("net.ipv4.conf.default.arp_announce", "2"),
-            ],
-        )?;
-        let port = format!("v{node}");
-        attach(state, &ns, &port, &node_ip(i + 1), &format!("{:x}", 11 + i))?;
-        state.nodes.push((node.clone(), port));
-        // kube-proxy's part: the node accepts traffic for every pool address.
-        ip(&["-n", &ns, "route", "add", "local", L2_LOCAL, "dev", "lo"])?;
-        ip(&["-n", &ns, "route", "add", "local", BGP_POOL, "dev", "lo"])?;
-        state.save()?;
-    }
+    build_network(state, &nodes)?;
 
     // The Kubernetes API simulator.
     let token = hex(&random_bytes()?[..16]);
@@ -268,7 +159,7 @@ fn build(options: &UpOptions, state: &mut LabState, out: &mut String) -> Result<
     let node_objects: Vec<serde_json::Value> = nodes
         .iter()
         .enumerate()
-        .map(|(i, n)| node_object(n, &node_ip(i + 1)))
+        .map(|(i, n)| node_object(n, &node_ip(i + 1), &v6(&format!("{:x}", 11 + i))))
         .collect();
     kubectl_output(
         &["apply", "-f", "-"],
@@ -276,7 +167,7 @@ fn build(options: &UpOptions, state: &mut LabState, out: &mut String) -> Result<
     )?;
 
     // FRR in the router, when installed.
-    let frr = Path::new(FRR_DIR).join("bgpd").exists() && Path::new(FRR_DIR).join("zebra").exists();
+    let frr = frr_installed();
     if frr {
         start_frr(state, &nodes)?;
         state.bgp = true;
@@ -396,152 +287,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn node_object(name: &str, ip: &str) -> serde_json::Value {
-    json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "status": {
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-            "addresses": [
-                {"type": "InternalIP", "address": ip},
-                {"type": "Hostname", "address": name},
-            ],
-        },
-    })
-}
-
-/// A node's `ferrolb.toml`.
-fn node_config(node: &str, i: usize, count: usize, key_file: &Path, bgp: bool) -> String {
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let join: Vec<String> = (1..=count)
-        .filter(|j| *j != i)
-        .map(|j| q(&format!("{}:7946", node_ip(j))))
-        .collect();
-    let mut t = format!(
-        "# written by `ferrolb lab up`\n[node]\nname = {}\n\n[kubernetes]\nkubeconfig = {}\n\
-         lease_duration = \"4s\"\nrenew_deadline = \"3s\"\nretry_period = \"1s\"\n\n\
-         [cluster]\nenabled = true\nbind = {}\nsecret_file = {}\njoin = [{}]\n\n\
-         [[pool]]\nname = \"lab-l2\"\nmode = \"l2\"\naddresses = [{}]\n",
-        q(node),
-        q(&kubeconfig_path().to_string_lossy()),
-        q(&format!("{}:7946", node_ip(i))),
-        q(&key_file.to_string_lossy()),
-        join.join(", "),
-        q(L2_POOL),
-    );
-    if bgp {
-        let _ = write!(
-            t,
-            "\n[[pool]]\nname = \"lab-bgp\"\nmode = \"bgp\"\naddresses = [{}]\nauto_assign = false\navoid_buggy_ips = true\n\n\
-             [[bgp.peer]]\nname = \"router\"\naddress = {}\nasn = {ROUTER_ASN}\nmy_asn = {NODE_ASN}\n\
-             hold_time = \"9s\"\nconnect_time = \"1s\"\n",
-            q(BGP_POOL),
-            q(ROUTER_IP),
-        );
-    }
-    t
-}
-
-/// zebra and bgpd in the router namespace, run directly (no systemd), as NETLAB.md says.
-fn start_frr(state: &mut LabState, nodes: &[String]) -> Result<(), LabError> {
-    let dir = Path::new(RUN_DIR).join("router");
-    std::fs::create_dir_all(&dir).map_err(LabError::file(&dir))?;
-    let neighbors: String = (1..=nodes.len())
-        .map(|i| format!(" neighbor {} peer-group NODES\n", node_ip(i)))
-        .collect();
-    let bgpd = format!(
-        "hostname router\n!\nrouter bgp {ROUTER_ASN}\n bgp router-id {ROUTER_IP}\n no bgp ebgp-requires-policy\n\
-         bgp bestpath as-path multipath-relax\n neighbor NODES peer-group\n neighbor NODES remote-as {NODE_ASN}\n\
-         neighbor NODES timers connect 1\n{neighbors} address-family ipv4 unicast\n  neighbor NODES activate\n\
-         maximum-paths 8\n exit-address-family\n!\n"
-    );
-    for (name, text) in [
-        ("zebra.conf", "hostname router\n".to_string()),
-        ("bgpd.conf", bgpd),
-        (
-            "vtysh.conf",
-            "no service integrated-vtysh-config\n".to_string(),
-        ),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(LabError::file(&path))?;
-    }
-    // The daemons drop to `frr` and must reach their directory.
-    run("chown", &["-R", "frr:frr", &dir.to_string_lossy()])?;
-    let d = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    let common = |conf: &str, pid: &str, log: &str| -> Vec<String> {
-        [
-            "-u",
-            "frr",
-            "-g",
-            "frr",
-            "-f",
-            &d(conf),
-            "-i",
-            &d(pid),
-            "-z",
-            &d("zserv.api"),
-            "--vty_socket",
-            &d(""),
-            "-P",
-            "0",
-            "--log",
-            &format!("file:{}", d(log)),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let zebra_args = common("zebra.conf", "zebra.pid", "zebra.log");
-    let zebra_path = format!("{FRR_DIR}/zebra");
-    let zebra = spawn_detached(
-        "zebra",
-        ROUTER_NS,
-        &zebra_path,
-        &zebra_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &dir.join("zebra.out"),
-    )?;
-    state.processes.push(zebra.clone());
-    state.save()?;
-    wait_until("zebra's socket", Duration::from_secs(20), || {
-        dir.join("zserv.api").exists() && alive(&zebra)
-    })?;
-    let bgpd_args = common("bgpd.conf", "bgpd.pid", "bgpd.log");
-    let bgpd_path = format!("{FRR_DIR}/bgpd");
-    let bgpd = spawn_detached(
-        "bgpd",
-        ROUTER_NS,
-        &bgpd_path,
-        &bgpd_args.iter().map(String::as_str).collect::<Vec<_>>(),
-        &dir.join("bgpd.out"),
-    )?;
-    state.processes.push(bgpd.clone());
-    state.save()?;
-    wait_until("bgpd's pid file", Duration::from_secs(20), || {
-        dir.join("bgpd.pid").exists() && alive(&bgpd)
-    })
-}
-
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut done: impl FnMut() -> bool,
-) -> Result<(), LabError> {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        if Instant::now() >= deadline {
-            return Err(LabError::Timeout {
-                what: what.to_string(),
-                seconds: timeout.as_secs(),
-                log: None,
-            });
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
-}
-
 /// Waits until every Service in `wanted` has an address.
 fn wait_for_addresses(
     wanted: &[&str],
@@ -566,28 +311,5 @@ fn wait_for_addresses(
             });
         }
         std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn node_configs_pass_validation() {
-        for bgp in [false, true] {
-            let text = node_config("node2", 2, 3, Path::new("/run/ferrolb-lab/gossip.key"), bgp);
-            assert!(
-                text.contains("join = [\"100.127.0.11:7946\", \"100.127.0.13:7946\"]"),
-                "{text}"
-            );
-            assert!(text.contains("bind = \"100.127.0.12:7946\""));
-            assert_eq!(text.contains("[[bgp.peer]]"), bgp);
-            let parsed: toml::Value = toml::from_str(&text).unwrap();
-            assert_eq!(
-                parsed["pool"].as_array().unwrap().len(),
-                if bgp { 2 } else { 1 }
-            );
-        }
     }
 }
