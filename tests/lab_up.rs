@@ -1,5 +1,6 @@
 //! `ferrolb lab up` end to end, as a user runs it: refused when not root; as root: up → `lab kubectl apply -f` of
-//! MetalLB's classic nginx example → the Service gets an address → the client reaches a
+//! MetalLB's classic nginx example → the Service gets an address (and a dual-stack one, applied
+//! on stdin, an IPv6 address the client reaches too) → the client reaches a
 //! node's responder → `lab fail` of the node answering → another node answers → `lab heal` →
 //! a second `lab up` is refused → `lab down` → the machine is as it was (no `ferrolb-*`
 //! namespace, the host's links unchanged, no process of the lab left) → a second `down`
@@ -15,6 +16,21 @@ use std::time::{Duration, Instant};
 
 const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/metallb-nginx.yaml");
+
+const DUAL_STACK: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: nginx-dual
+spec:
+  type: LoadBalancer
+  ipFamilyPolicy: RequireDualStack
+  ipFamilies: [IPv4, IPv6]
+  selector:
+    app: nginx
+  ports:
+  - name: http
+    port: 80
+";
 
 fn ferrolb(args: &[&str]) -> Output {
     Command::new(FERROLB)
@@ -228,6 +244,60 @@ fn lab_up_apply_curl_fail_heal_down_leaves_the_machine_as_it_was() {
         curl(&ip)
     });
     assert!(owner.starts_with("node"), "{owner}");
+
+    // IPv6 too, with the manifest on stdin (lab kubectl passes it through).
+    let mut child = Command::new(FERROLB)
+        .args(["lab", "kubectl", "apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("ferrolb starts");
+    std::io::Write::write_all(
+        &mut child.stdin.take().expect("stdin"),
+        DUAL_STACK.as_bytes(),
+    )
+    .expect("manifest written");
+    let applied = child.wait_with_output().expect("kubectl ends");
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(String::from_utf8_lossy(&applied.stdout).contains("service/nginx-dual created"));
+    let ips = wait_for(
+        "nginx-dual's two addresses",
+        Duration::from_secs(30),
+        || {
+            let ips = ok(&[
+                "lab",
+                "kubectl",
+                "get",
+                "svc",
+                "nginx-dual",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[*].ip}",
+            ]);
+            let ips: Vec<String> = ips.split_whitespace().map(str::to_string).collect();
+            (ips.len() == 2).then_some(ips)
+        },
+    );
+    let v6 = ips
+        .iter()
+        .find(|ip| ip.contains(':'))
+        .expect("an IPv6 address");
+    assert!(v6.starts_with("fdfe:7c4b:1ab0::"), "{v6}");
+    wait_for(
+        "the client reaching nginx-dual over IPv6",
+        Duration::from_secs(15),
+        || curl(&format!("[{v6}]")),
+    );
+    let v6_slice = ok(&[
+        "lab",
+        "kubectl",
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=nginx-dual",
+        "-o",
+        "jsonpath={.items[?(@.addressType==\"IPv6\")].endpoints[*].addresses[0]}",
+    ]);
+    assert_eq!(v6_slice.split_whitespace().count(), 3, "{v6_slice}");
 
     // The example Services answer too.
     let status = ok(&["lab", "status"]);
