@@ -16,8 +16,18 @@ pub fn down() -> Result<String, LabError> {
     match LabState::load()? {
         None => {
             let strays = lab_namespaces()?;
+            // A run directory without state: `lab up` stopped before recording anything.
+            let leftover = std::path::Path::new(RUN_DIR).exists();
+            if leftover {
+                std::fs::remove_dir_all(RUN_DIR)
+                    .map_err(LabError::file(std::path::Path::new(RUN_DIR)))?;
+            }
             if strays.is_empty() {
-                Ok("no lab is running: nothing to do".into())
+                Ok(if leftover {
+                    format!("no lab is running: removed the empty {RUN_DIR}")
+                } else {
+                    "no lab is running: nothing to do".into()
+                })
             } else {
                 // Not recorded by a lab: perhaps someone else's; never deleted unasked.
                 Ok(format!(

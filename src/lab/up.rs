@@ -58,7 +58,13 @@ pub fn up(options: &UpOptions) -> Result<String, LabError> {
             stale.join(", ")
         )));
     }
-    std::fs::create_dir_all(RUN_DIR).map_err(LabError::file(Path::new(RUN_DIR)))?;
+    // Creating the run directory is the lock: of two `lab up` racing, one gets it.
+    match std::fs::create_dir(RUN_DIR) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(LabError::AlreadyRunning(format!("{RUN_DIR} exists")));
+        }
+        other => other.map_err(LabError::file(Path::new(RUN_DIR)))?,
+    }
     let mut state = LabState::default();
     state.save()?;
     let mut out = String::new();
