@@ -78,6 +78,33 @@ enum LabCommand {
     /// The story so far, non-interactively: the API simulator, three daemons, Services getting
     /// addresses, the allocator killed and replaced; a report with the measured figures.
     Demo,
+    /// Build a cluster in network namespaces (ferrolb-*): a LAN, nodes running ferrolb, a
+    /// client, a router (FRR when installed), the API simulator; apply an example (root).
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=9))]
+        nodes: u8,
+    },
+    /// Remove everything `lab up` made (and nothing else).
+    Down,
+    /// Run kubectl against the lab's API (inside the lab).
+    Kubectl {
+        /// kubectl's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Pull a node's LAN cable (its bridge-side link goes down).
+    Fail {
+        /// The node (node1, node2, …).
+        node: String,
+    },
+    /// Plug a node's LAN cable back in.
+    Heal {
+        /// The node (node1, node2, …).
+        node: String,
+    },
+    /// The lab's namespaces, processes, Services, addresses and who answers them.
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +129,25 @@ fn main() -> ExitCode {
         Command::Lab(LabCommand::Responder(args)) => ferrolb::lab::responder::run_cli(args),
         #[cfg(feature = "lab")]
         Command::Lab(LabCommand::Demo) => lab_demo(),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Up { nodes }) => lab_report(lab_up(nodes)),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Down) => lab_report(ferrolb::lab::down::down()),
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Kubectl { args }) => match ferrolb::lab::kubectl::kubectl(&args) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(error) => lab_report(Err(error)),
+        },
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Fail { node }) => {
+            lab_report(ferrolb::lab::fault::cable(&node, false))
+        }
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Heal { node }) => {
+            lab_report(ferrolb::lab::fault::cable(&node, true))
+        }
+        #[cfg(feature = "lab")]
+        Command::Lab(LabCommand::Status) => lab_report(ferrolb::lab::status::status()),
     }
 }
 
@@ -116,6 +162,33 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
         Err(error) => {
             eprintln!("ferrolb: cannot start the async runtime: {error}");
             None
+        }
+    }
+}
+
+#[cfg(feature = "lab")]
+fn lab_up(nodes: u8) -> Result<String, ferrolb::lab::LabError> {
+    let program = std::env::current_exe().map_err(|source| ferrolb::lab::LabError::File {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    ferrolb::lab::up::up(&ferrolb::lab::up::UpOptions {
+        nodes: usize::from(nodes),
+        program,
+    })
+}
+
+/// Prints a lab command's message (stdout) or error (stderr, exit code 1).
+#[cfg(feature = "lab")]
+fn lab_report(result: Result<String, ferrolb::lab::LabError>) -> ExitCode {
+    match result {
+        Ok(message) => {
+            println!("{}", message.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("ferrolb lab: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct ApiserverArgs {
     /// The node port range, inclusive (as kube-apiserver's flag).
     #[arg(long, value_name = "LOW-HIGH", default_value = "30000-32767")]
     pub service_node_port_range: String,
+    /// Play the endpoint controller: every Service with a selector gets an EndpointSlice with
+    /// a ready endpoint on each Node (its InternalIP), standing in for pods.
+    #[arg(long)]
+    pub lab_endpoints: bool,
 }
 
 /// Parses `--service-cluster-ip-range` and `--service-node-port-range`.
@@ -122,6 +126,7 @@ pub fn run_cli(args: ApiserverArgs) -> ExitCode {
         history: args.history,
         extra_sans: args.extra_sans.clone(),
         service_ranges,
+        lab_endpoints: args.lab_endpoints,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -2,7 +2,8 @@
 //! service-account token controller fills `kubernetes.io/service-account-token` Secrets
 //! (`data.token`, `data.ca.crt`, `data.namespace`) once their ServiceAccount exists — as a
 //! separate write after the one that created them, as in a real cluster. The token is the
-//! simulator's bearer token, so a kubeconfig built from such a Secret works against it.
+//! simulator's bearer token, so a kubeconfig built from such a Secret works against it. With
+//! `lab_endpoints`, the lab's endpoint controller runs too (see `endpoints`).
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -20,6 +21,7 @@ pub(crate) fn after_write(shared: &Shared, storage: &str, ns: &str) {
     if storage == "secrets" || storage == "serviceaccounts" {
         fill_tokens(shared, ns);
     }
+    super::endpoints::after_write(shared, storage);
 }
 
 fn fill_tokens(shared: &Shared, ns: &str) {

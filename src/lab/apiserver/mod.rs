@@ -33,7 +33,8 @@
 //! One concept per file: `store` (objects, resourceVersion, history, Service allocation
 //! index), `watch`, `handler` (authentication, faults, routing), `verbs` (get, list, create,
 //! update, patch, delete), `strategy` (what create and update do to an object), `services`
-//! (Service defaulting and allocation), `controllers` (the token controller), `discovery`,
+//! (Service defaulting and allocation), `controllers` (the token controller), `endpoints` (the
+//! lab's endpoint controller), `discovery`,
 //! `openapi`, `tables`, `patch`, `selectors`, `protobuf` (request bodies of kubectl's typed
 //! `create`), `faults`, `reqlog`, `tls`, `server` (listeners, restarts), `sim` (the `/_sim/…`
 //! endpoints), `cli`.
@@ -57,8 +58,10 @@
 //!   other kinds take any `spec`.
 //! - Deletion is immediate: no finalizers, no graceful deletion, no `deletionTimestamp`, no
 //!   garbage collection; a Namespace is deleted with its contents at once.
-//! - No controllers run but the service-account token controller: Deployments are not
-//!   scaled, Services get no Endpoints or EndpointSlices, there is no `kubernetes` Service,
+//! - No controllers run but the service-account token controller (and, with
+//!   `lab_endpoints`, the lab's endpoint controller, see `endpoints`): Deployments are not
+//!   scaled, Services get no Endpoints (nor EndpointSlices without `lab_endpoints`), there is
+//!   no `kubernetes` Service,
 //!   nothing emits Events, Leases are plain objects (as they are in a real cluster).
 //! - The watch history is a number of changes (`history`), not a time window. Bookmarks come
 //!   every `bookmark_interval`. A list with `resourceVersion=N` (NotOlderThan) answers the
@@ -73,6 +76,7 @@ mod body;
 pub mod cli;
 mod controllers;
 pub mod discovery;
+pub mod endpoints;
 pub mod faults;
 mod handler;
 pub mod meta;

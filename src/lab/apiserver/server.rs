@@ -43,6 +43,9 @@ pub struct ApiServerConfig {
     pub extra_sans: Vec<String>,
     /// Service cluster IP and node port ranges.
     pub service_ranges: ServiceRanges,
+    /// Plays the endpoint controller for the lab: every Service with a selector gets an
+    /// EndpointSlice with one endpoint per Node (see `endpoints`).
+    pub lab_endpoints: bool,
 }
 
 impl Default for ApiServerConfig {
@@ -56,6 +59,7 @@ impl Default for ApiServerConfig {
             history: 10_000,
             extra_sans: Vec::new(),
             service_ranges: ServiceRanges::default(),
+            lab_endpoints: false,
         }
     }
 }

@@ -491,6 +491,9 @@ impl Ctx<'_> {
             txn.delete(def.storage, &ns, &name)
                 .ok_or_else(|| ApiError::not_found(def.group, def.plural, &name))
         })?;
+        if !dry_run {
+            controllers::after_write(self.shared, def.storage, &ns);
+        }
         if self.render == Render::Plain {
             let view = def.to_view(&deleted);
             if def.storage == "namespaces" || def.storage == "services" || def.storage == "nodes" {
@@ -524,6 +527,9 @@ impl Ctx<'_> {
                 .filter_map(|(n, name)| txn.delete(def.storage, &n, &name))
                 .collect::<Vec<_>>())
         })?;
+        if !dry_run {
+            controllers::after_write(self.shared, def.storage, ns.as_deref().unwrap_or(""));
+        }
         let rv = self.shared.store.resource_version();
         Ok(json_response(
             200,
