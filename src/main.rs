@@ -195,13 +195,21 @@ fn lab_report(result: Result<String, ferrolb::lab::LabError>) -> ExitCode {
 
 #[cfg(feature = "lab")]
 fn lab_demo() -> ExitCode {
-    let Some(runtime) = runtime() else {
-        return ExitCode::FAILURE;
+    let program = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(error) => {
+            eprintln!("ferrolb lab demo: cannot find this program (/proc/self/exe): {error}");
+            return ExitCode::FAILURE;
+        }
     };
-    match runtime.block_on(ferrolb::lab::demo::run()) {
+    match ferrolb::lab::demo::run(program) {
         Ok(report) => {
-            print!("{report}");
-            ExitCode::SUCCESS
+            print!("{}", report.text());
+            if report.clean {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(error) => {
             eprintln!("ferrolb lab demo failed: {error}");

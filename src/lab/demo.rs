@@ -1,333 +1,194 @@
-//! `ferrolb lab demo`: the story so far, non-interactively, on loopback. It starts the
-//! Kubernetes API simulator, three `ferrolb run` daemons (this same binary) as separate
-//! processes, creates LoadBalancer Services, shows the allocator writing their addresses, kills
-//! the allocator's daemon with SIGKILL, measures how long the Lease takes to move and checks
-//! that no address moved, then tears everything down and prints a report.
-//!
-//! Everything listens on 127.0.0.1 and lives in a temporary directory; no root needed. The
-//! namespace lab with ARP/NDP and BGP replaces this once announcement lands.
+//! `ferrolb lab demo`: the whole story, non-interactively, in the namespace lab: `lab up`
+//! (three nodes with gossip, the API simulator, FRR in the router when installed, the example
+//! Services), the L2 Service reached from the client and its owner named, the BGP Service
+//! reached through the router and spread over the nodes, the L2 owner's cable pulled while the
+//! client probes both addresses every 10 ms (how long until another node answers; how long
+//! the router keeps sending to the dead node's path), the cable back, `lab down`, and a report
+//! of what was measured. Nothing is left behind, also when a step fails.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::IpAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Service;
-use serde_json::json;
+use super::down::down;
+use super::error::LabError;
+use super::fault::cable;
+use super::kubectl::load_balancers;
+use super::probe;
+use super::state::LabState;
+use super::topology::{lab_namespaces, CLIENT_NS};
+use super::up::{up, UpOptions};
 
-use super::apiserver::{ApiServer, ApiServerConfig};
-use crate::kube::client::ObjectList;
-use crate::kube::{kubeconfig, Client, ServiceInfo};
+/// The router's hold time for the lab's sessions (`lab/nodes.rs` writes `hold_time = "9s"`).
+const HOLD: Duration = Duration::from_secs(9);
 
-/// Why the demo stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum DemoError {
-    /// A step failed.
-    #[error("{step}: {reason}")]
-    Step {
-        /// What the demo was doing.
-        step: &'static str,
-        /// What went wrong.
-        reason: String,
-    },
+/// What the demo measured, for its report and for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// The L2 Service's address and the node that answered it (its owner).
+    pub l2: Option<(IpAddr, String)>,
+    /// The BGP Service's address and the nodes that answered 30 connections through the router.
+    pub bgp: Option<(IpAddr, Vec<String>)>,
+    /// L2: cable pulled → first answer from another node.
+    pub l2_failover: Option<Duration>,
+    /// L2: probes that got no answer meanwhile.
+    pub l2_lost: usize,
+    /// BGP: probes that failed after the cable was pulled, and when the last one was sent.
+    pub bgp_lost: Option<(usize, usize, Duration)>,
+    /// Everything was torn down: no namespace and no process of the lab left.
+    pub clean: bool,
+    /// The whole demo.
+    pub total: Duration,
 }
 
-fn fail(step: &'static str) -> impl Fn(String) -> DemoError {
-    move |reason| DemoError::Step { step, reason }
-}
-
-const NODES: [&str; 3] = ["node1", "node2", "node3"];
-/// TEST-NET-2 (RFC 5737) and the documentation prefix (RFC 3849): never a real LAN.
-const POOL_V4: &str = "198.51.100.10-198.51.100.19";
-const POOL_V6: &str = "2001:db8:100::/124";
-
-/// A daemon process, killed if still running when dropped.
-struct Daemon {
-    name: &'static str,
-    child: Child,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Report {
+    /// The text printed at the end.
+    pub fn text(&self) -> String {
+        let mut t = String::from("\nferrolb lab demo — report\n");
+        match &self.l2 {
+            Some((ip, owner)) => {
+                let _ = writeln!(
+                    t,
+                    "  L2 reached: {ip} answered by {owner} (the owner, answering ARP/NDP)"
+                );
+            }
+            None => t.push_str("  L2 not reached\n"),
+        }
+        match &self.bgp {
+            Some((ip, nodes)) => {
+                let _ = writeln!(
+                    t,
+                    "  BGP reached: {ip} through the router, 30 connections answered by {} (ECMP)",
+                    nodes.join(", ")
+                );
+            }
+            None => t.push_str("  BGP skipped (FRR not installed: apt-get install frr)\n"),
+        }
+        match self.l2_failover {
+            Some(d) => {
+                let _ = writeln!(
+                    t,
+                    "  failover measured: owner's cable pulled, another node answered the L2 address after {} ms ({} probes unanswered meanwhile)",
+                    d.as_millis(),
+                    self.l2_lost
+                );
+            }
+            None => t.push_str("  failover not measured: no other node answered\n"),
+        }
+        if let Some((lost, sent, last)) = self.bgp_lost {
+            let _ = writeln!(
+                t,
+                "  BGP during the failure: {lost} of {sent} probes failed, the last at {:.1} s (the router dropped the node's path at hold-timer expiry, {} s; BFD will shorten this)",
+                last.as_secs_f64(),
+                HOLD.as_secs()
+            );
+        }
+        let _ = writeln!(
+            t,
+            "  torn down: {}",
+            if self.clean {
+                "no ferrolb-* namespace or lab process left"
+            } else {
+                "SOMETHING WAS LEFT BEHIND"
+            }
+        );
+        let _ = writeln!(t, "  total: {:.1} s", self.total.as_secs_f64());
+        t
     }
 }
 
-/// Runs the demo and returns its report.
-pub async fn run() -> Result<String, DemoError> {
+/// Runs the demo with `program` (this binary) as every lab process; prints progress on
+/// stdout and returns the report. The lab is taken down whatever happens.
+pub fn run(program: PathBuf) -> Result<Report, LabError> {
     let started = Instant::now();
-    let dir = std::env::temp_dir().join(format!("ferrolb-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| fail("creating the work directory")(e.to_string()))?;
-    let result = story(&dir).await;
-    let _ = std::fs::remove_dir_all(&dir);
+    let said = up(&UpOptions { nodes: 3, program })?;
+    println!("{said}");
+    let result = story();
+    let down_said = down();
     let mut report = result?;
-    let _ = writeln!(
-        report,
-        "\nEverything torn down; the demo took {:.1} s.",
-        started.elapsed().as_secs_f64()
-    );
+    println!("{}", down_said?);
+    report.clean = lab_namespaces()?.is_empty() && LabState::load()?.is_none();
+    report.total = started.elapsed();
     Ok(report)
 }
 
-async fn story(dir: &Path) -> Result<String, DemoError> {
-    let mut out = String::new();
-    let token = format!("demo-{:016x}", fastrand::u64(..));
-    let api = ApiServer::start(ApiServerConfig {
-        https: vec!["127.0.0.1:0"
-            .parse()
-            .map_err(|_| fail("listen address")(String::new()))?],
-        token: Some(token),
-        ..ApiServerConfig::default()
-    })
-    .await
-    .map_err(|e| fail("starting the API simulator")(e.to_string()))?;
-    let kubeconfig_path = dir.join("kubeconfig");
-    api.write_kubeconfig(&kubeconfig_path, true)
-        .map_err(|e| fail("writing the kubeconfig")(e.to_string()))?;
-    let url = api.https_url().unwrap_or_default();
-    let _ = writeln!(out, "Kubernetes API simulator at {url}");
-
-    let conn = kubeconfig::load(&kubeconfig_path, None)
-        .map_err(|e| fail("reading the kubeconfig")(e.to_string()))?;
-    let client = Client::new(&conn, 100.0, 200).map_err(|e| fail("API client")(e.to_string()))?;
-
-    let exe =
-        std::env::current_exe().map_err(|e| fail("finding the ferrolb binary")(e.to_string()))?;
-    let mut daemons = Vec::new();
-    for name in NODES {
-        daemons.push(start_daemon(&exe, dir, name, &kubeconfig_path)?);
-    }
-    let _ = writeln!(
-        out,
-        "Started 3 daemons ({}); pool {POOL_V4}, {POOL_V6}",
-        NODES.join(", ")
-    );
-
-    let leader = wait_for(Duration::from_secs(20), || lease_holder(&client))
-        .await
-        .ok_or_else(|| {
-            fail("waiting for an allocator")("no daemon took the Lease in 20 s".into())
-        })?;
-    let _ = writeln!(
-        out,
-        "Allocator: {leader} holds the Lease kube-system/ferrolb-allocator"
-    );
-
-    let mut latencies = Vec::new();
-    let names = ["web", "api", "shop", "dns", "dual"];
-    for name in names {
-        let t0 = Instant::now();
-        create_service(&client, name).await?;
-        let svc = wait_for(Duration::from_secs(10), || {
-            service_with_address(&client, name)
-        })
-        .await
-        .ok_or_else(|| {
-            fail("waiting for an address")(format!("default/{name} got none in 10 s"))
-        })?;
-        latencies.push(t0.elapsed());
-        let _ = writeln!(out, "  default/{name:<5} → {}", join(&svc.ingress));
-    }
-    let before = addresses(&client).await?;
-
-    let t_kill = Instant::now();
-    if let Some(pos) = daemons.iter().position(|d| d.name == leader) {
-        let mut victim = daemons.remove(pos);
-        let _ = victim.child.kill();
-        let _ = victim.child.wait();
-    }
-    let _ = writeln!(
-        out,
-        "Killed {leader} with SIGKILL (no chance to release the Lease)"
-    );
-    let new_leader = wait_for(Duration::from_secs(30), || async {
-        lease_holder(&client).await.filter(|h| *h != leader)
-    })
-    .await
-    .ok_or_else(|| fail("waiting for a new allocator")("nobody took over in 30 s".into()))?;
-    let takeover = t_kill.elapsed();
-    let _ = writeln!(
-        out,
-        "{new_leader} took the Lease {:.1} s later (lease duration 4 s, measured by the new holder's clock)",
-        takeover.as_secs_f64()
-    );
-    create_service(&client, "late").await?;
-    let late = wait_for(Duration::from_secs(10), || {
-        service_with_address(&client, "late")
-    })
-    .await
-    .ok_or_else(|| fail("allocating after the takeover")("default/late got no address".into()))?;
-    let _ = writeln!(
-        out,
-        "  default/late  → {} (allocated by {new_leader})",
-        join(&late.ingress)
-    );
-    let after = addresses(&client).await?;
-    let moved: Vec<&String> = before
+fn first_address(services: &[(String, Vec<String>)], name: &str) -> Option<IpAddr> {
+    services
         .iter()
-        .filter(|(k, v)| after.get(*k) != Some(v))
-        .map(|(k, _)| k)
-        .collect();
+        .find(|(n, _)| n == name)?
+        .1
+        .iter()
+        .filter_map(|ip| ip.parse().ok())
+        .find(IpAddr::is_ipv4)
+}
 
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    let _ = writeln!(out, "\nReport");
-    let _ = writeln!(out, "  Services allocated:          {}", after.len());
-    let _ = writeln!(
-        out,
-        "  Service created → address:   median {:.0} ms over {} Services",
-        median.as_secs_f64() * 1000.0,
-        latencies.len()
-    );
-    let _ = writeln!(
-        out,
-        "  Allocator takeover after kill: {:.1} s",
-        takeover.as_secs_f64()
-    );
-    let _ = writeln!(
-        out,
-        "  Addresses moved by the takeover: {}",
-        if moved.is_empty() {
-            "none".to_string()
-        } else {
-            format!("{moved:?}")
-        }
-    );
-    drop(daemons);
-    api.shutdown();
-    if !moved.is_empty() {
-        return Err(fail("checking addresses")(format!(
-            "addresses moved: {moved:?}\n{out}"
-        )));
+fn story() -> Result<Report, LabError> {
+    let mut report = Report::default();
+    let services = load_balancers()?;
+    let l2_ip = first_address(&services, "default/hello-l2").ok_or(LabError::Command {
+        command: "ferrolb lab demo".into(),
+        detail: "the example Service hello-l2 has no IPv4 address".into(),
+    })?;
+    let l2 = SocketAddr::new(l2_ip, 80);
+    let owner = probe::answers(CLIENT_NS, l2, 1)?
+        .pop()
+        .flatten()
+        .ok_or(LabError::Command {
+            command: format!("connect {l2} from {CLIENT_NS}"),
+            detail: "no node answered the L2 address".into(),
+        })?;
+    println!("L2: {l2_ip} answered by {owner}");
+    report.l2 = Some((l2_ip, owner.clone()));
+
+    let bgp = first_address(&services, "default/hello-bgp").map(|ip| SocketAddr::new(ip, 80));
+    if let Some(bgp) = bgp {
+        let mut nodes: Vec<String> = probe::answers(CLIENT_NS, bgp, 30)?
+            .into_iter()
+            .flatten()
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        println!("BGP: {} answered by {}", bgp.ip(), nodes.join(", "));
+        report.bgp = Some((bgp.ip(), nodes));
     }
-    Ok(out)
-}
 
-fn start_daemon(
-    exe: &Path,
-    dir: &Path,
-    name: &'static str,
-    kubeconfig: &Path,
-) -> Result<Daemon, DemoError> {
-    let config = dir.join(format!("{name}.toml"));
-    let text = format!(
-        r#"[node]
-name = "{name}"
-
-[kubernetes]
-kubeconfig = {kubeconfig:?}
-lease_duration = "4s"
-renew_deadline = "3s"
-retry_period = "1s"
-
-[cluster]
-enabled = false
-
-[metrics]
-listen = ""
-
-[[pool]]
-name = "demo"
-mode = "l2"
-addresses = ["{POOL_V4}", "{POOL_V6}"]
-"#
-    );
-    std::fs::write(&config, text).map_err(|e| fail("writing a daemon config")(e.to_string()))?;
-    let log = std::fs::File::create(dir.join(format!("{name}.log")))
-        .map_err(|e| fail("creating a daemon log")(e.to_string()))?;
-    let child = Command::new(exe)
-        .arg("run")
-        .arg("--config")
-        .arg(&config)
-        .env_remove("FERROLB_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| fail("starting a daemon")(format!("{}: {e}", exe.display())))?;
-    Ok(Daemon { name, child })
-}
-
-async fn wait_for<T, F, Fut>(deadline: Duration, mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let end = Instant::now() + deadline;
-    while Instant::now() < end {
-        if let Some(v) = probe().await {
-            return Some(v);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // The owner fails: its cable is pulled while the client keeps probing.
+    let window = HOLD + Duration::from_secs(4);
+    let start = Instant::now();
+    let l2_probe = probe::spawn(CLIENT_NS, l2, start, Duration::from_secs(10));
+    let bgp_probe = bgp.map(|a| probe::spawn(CLIENT_NS, a, start, window));
+    println!("{}", cable(&owner, false)?);
+    let l2_samples = join(l2_probe)?;
+    let moved = l2_samples
+        .iter()
+        .find(|s| s.node.as_deref().is_some_and(|n| n != owner));
+    report.l2_failover = moved.map(|s| s.at);
+    report.l2_lost = l2_samples
+        .iter()
+        .take_while(|s| s.node.as_deref().is_none_or(|n| n == owner))
+        .filter(|s| s.node.is_none())
+        .count();
+    if let Some(p) = bgp_probe {
+        let samples = join(p)?;
+        let failed: Vec<&probe::Sample> = samples.iter().filter(|s| s.node.is_none()).collect();
+        report.bgp_lost = Some((
+            failed.len(),
+            samples.len(),
+            failed.last().map_or(Duration::ZERO, |s| s.at),
+        ));
     }
-    None
+    println!("{}", cable(&owner, true)?);
+    Ok(report)
 }
 
-async fn lease_holder(client: &Client) -> Option<String> {
-    let lease: Lease = client
-        .get(
-            "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/ferrolb-allocator",
-            &[],
-        )
-        .await
-        .ok()?;
-    lease
-        .spec
-        .and_then(|s| s.holder_identity)
-        .filter(|h| !h.is_empty())
-}
-
-async fn create_service(client: &Client, name: &str) -> Result<(), DemoError> {
-    let dual = name == "dual";
-    let body = json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": { "name": name, "namespace": "default" },
-        "spec": {
-            "type": "LoadBalancer",
-            "selector": { "app": name },
-            "ports": [{ "port": 80, "protocol": "TCP" }],
-            "ipFamilyPolicy": if dual { "RequireDualStack" } else { "SingleStack" },
-            "ipFamilies": if dual { json!(["IPv4", "IPv6"]) } else { json!(["IPv4"]) },
-        }
-    });
-    client
-        .create::<Service>("/api/v1/namespaces/default/services", &body)
-        .await
-        .map(drop)
-        .map_err(|e| fail("creating a Service")(e.to_string()))
-}
-
-async fn service_with_address(client: &Client, name: &str) -> Option<ServiceInfo> {
-    let svc: Service = client
-        .get(&format!("/api/v1/namespaces/default/services/{name}"), &[])
-        .await
-        .ok()?;
-    let info = ServiceInfo::from(svc);
-    (!info.ingress.is_empty()).then_some(info)
-}
-
-async fn addresses(client: &Client) -> Result<BTreeMap<String, Vec<IpAddr>>, DemoError> {
-    let list: ObjectList<Service> = client
-        .get("/api/v1/services", &[])
-        .await
-        .map_err(|e| fail("listing Services")(e.to_string()))?;
-    Ok(list
-        .items
-        .into_iter()
-        .map(ServiceInfo::from)
-        .map(|s| (s.key.to_string(), s.ingress))
-        .collect())
-}
-
-fn join(ips: &[IpAddr]) -> String {
-    ips.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+fn join(
+    h: std::thread::JoinHandle<Result<Vec<probe::Sample>, LabError>>,
+) -> Result<Vec<probe::Sample>, LabError> {
+    h.join().unwrap_or_else(|_| {
+        Err(LabError::Command {
+            command: "probe".into(),
+            detail: "the probe thread panicked".into(),
+        })
+    })
 }

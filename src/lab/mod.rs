@@ -12,6 +12,7 @@ pub mod frr;
 pub mod kubectl;
 pub mod network;
 pub mod nodes;
+pub mod probe;
 pub mod responder;
 pub mod state;
 pub mod status;
