@@ -52,6 +52,32 @@ fn every_node_advertises_frr_installs_multipath_and_flows_spread() {
     want6.sort();
     b.wait_paths(&format!("{v6}/128"), &want6);
 
+    // Each node's metrics say so: the session is up, two prefixes held by the router.
+    for node in &b.l.nodes {
+        let url = format!("http://{}:7472/metrics", node.host.ipv4);
+        let text =
+            b.l.lab
+                .exec(&b.l.client.ns, "curl", &["-sS", &url])
+                .expect_ok("scrape");
+        for want in [
+            "ferrolb_bgp_session_up{peer=\"router\"} 1",
+            "ferrolb_bgp_announced_prefixes{peer=\"router\"} 2",
+            "ferrolb_announced_addresses{mode=\"bgp\"} 2",
+        ] {
+            assert!(
+                text.lines().any(|l| l == want),
+                "{want} not in {}:\n{text}",
+                node.name
+            );
+        }
+        let sent = text
+            .lines()
+            .find_map(|l| l.strip_prefix("ferrolb_bgp_updates_sent_total{peer=\"router\"} "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(sent >= 2, "UPDATEs sent by {}: {sent}", node.name);
+    }
+
     // Deleted → withdrawn everywhere.
     b.l.api.kubectl_ok(&["delete", "service", "web"]);
     b.wait_paths(&prefix, &[]);
@@ -187,6 +213,34 @@ fn communities_local_pref_md5_reload_and_hold_timer() {
         established(&b, &node1.host.ipv4.to_string()),
         before,
         "the reload reset the session"
+    );
+    // An invalid file is refused: the daemon keeps running on the previous configuration,
+    // the session stays up, the route keeps the new local_pref.
+    let valid = std::fs::read_to_string(&node1.config).unwrap();
+    std::fs::write(
+        &node1.config,
+        valid.replace("local_pref = 300", "local_pref = \"high\""),
+    )
+    .unwrap();
+    b.l.lab.signal(node1.daemon.proc, "HUP");
+    b.l.lab
+        .wait_for_log(&node1.daemon, "refused", Duration::from_secs(20));
+    std::fs::write(&node1.config, valid).unwrap();
+    assert_eq!(
+        established(&b, &node1.host.ipv4.to_string()),
+        before,
+        "an invalid reload reset the session"
+    );
+    let v = b
+        .frr
+        .json(&b.l.lab, &format!("show bgp ipv4 unicast {prefix} json"));
+    assert!(
+        v["paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["locPrf"] == 300),
+        "{v}"
     );
 
     // The router goes silent: the nodes drop the session when the hold timer (9 s) expires.

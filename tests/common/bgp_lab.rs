@@ -108,6 +108,7 @@ impl BgpLab {
                 net.v4(1),
                 if peer_extra.contains("hold_time") { "" } else { "hold_time = \"9s\"\n" }
             )],
+            metrics: true,
             ..L2Options::default()
         };
         let l = L2Lab::start_opts(prefix, n, &options);
