@@ -67,11 +67,52 @@ pub fn convert(files: &[(String, String)]) -> Result<Conversion, ImportError> {
         }
     }
     crds::convert(objects, &mut out, &mut notes);
+    consistent(&mut out, &mut notes);
     let sources: Vec<String> = files.iter().map(|(f, _)| f.clone()).collect();
     Ok(Conversion {
         toml: emit::emit(&out, &sources),
         notes: notes.0,
     })
+}
+
+/// Makes the result pass check-config where the input cannot be carried over as is: names
+/// used twice (several files, or both generations) keep their first object, and a pool
+/// advertised to a peer not in the input does without it.
+fn consistent(out: &mut Converted, notes: &mut Notes) {
+    let mut seen = std::collections::BTreeSet::new();
+    out.pools.retain(|p| {
+        let first = seen.insert(p.name.clone());
+        if !first {
+            notes.add(format!("pool {}", p.name), "a second pool of this name; ferrolb pool names are unique: only the first was kept");
+        }
+        first
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    out.peers.retain(|p| {
+        let first = seen.insert(p.name.clone());
+        if !first {
+            notes.add(format!("peer {}", p.name), "a second peer of this name; ferrolb peer names are unique: only the first was kept");
+        }
+        first
+    });
+    let no_peers = out.peers.is_empty();
+    for pool in &mut out.pools {
+        let name = pool.name.clone();
+        if no_peers && pool.mode == Some(model::Mode::Bgp) {
+            // check-config refuses a bgp pool without peers; the peers may be in another file.
+            notes.add(format!("pool {name}"), "a bgp pool, but the input has no BGP peers: written as mode = \"l2\" (its BGP settings are lost) so the file is valid; convert the peers' files along with it to keep it bgp");
+            pool.mode = Some(model::Mode::L2);
+            pool.bgp = model::Bgp::default();
+            continue;
+        }
+        pool.bgp.peers.retain(|peer| {
+            let known = seen.contains(peer);
+            if !known {
+                notes.add(format!("pool {name} peers"), format!("no BGPPeer {peer:?} in the input; left out (name it in [pool.bgp] peers once it is configured)"));
+            }
+            known
+        });
+    }
 }
 
 /// Sorts one YAML document: a legacy config (in a ConfigMap or bare), a MetalLB object

@@ -146,3 +146,33 @@ fn password_paths_are_safe_file_names() {
         "/etc/ferrolb/bgp-..-tor.password"
     );
 }
+
+#[test]
+fn duplicates_and_unknown_peers_are_resolved() {
+    let (v, notes) = conv(concat!(
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [10.1.0.0/28]}\n---\n",
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [10.2.0.0/28]}\n---\n",
+        "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: b}\nspec: {peers: [ghost]}\n---\n",
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: real}\nspec: {peerAddress: 10.9.0.1, peerASN: 1, myASN: 2}\n",
+    ));
+    assert_eq!(v["pool"].as_array().map(Vec::len), Some(1));
+    assert!(v["pool"][0]["bgp"].get("peers").is_none());
+    assert!(
+        has(&notes, "pool a: a second pool of this name"),
+        "{notes:?}"
+    );
+    assert!(
+        has(&notes, "pool a peers: no BGPPeer \"ghost\""),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn a_bgp_pool_without_peers_is_written_valid() {
+    let (v, notes) = conv("address-pools:\n- {name: p, protocol: bgp, addresses: [10.3.0.0/28]}\n");
+    assert_eq!(v["pool"][0]["mode"].as_str(), Some("l2"));
+    assert!(
+        has(&notes, "pool p: a bgp pool, but the input has no BGP peers"),
+        "{notes:?}"
+    );
+}
