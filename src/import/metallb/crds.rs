@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fields::{community, duration, node_selector, Fields};
+use super::fields::{addresses, community, duration, node_selector, Fields};
 use super::model::{password_path, Converted, Mode, Peer, Pool};
 use super::notes::Notes;
 
@@ -102,7 +102,7 @@ fn pool(name: String, mut f: Fields, origin: &str, notes: &mut Notes) -> Pool {
     };
     p.comments
         .push(format!("From {origin}, IPAddressPool {}.", p.name));
-    p.addresses = f.strs("addresses", notes);
+    p.addresses = addresses(f.strs("addresses", notes));
     p.auto_assign = f.bool("autoAssign", notes).unwrap_or(true);
     p.avoid_buggy_ips = f.bool("avoidBuggyIPs", notes).unwrap_or(false);
     f.unsupported(

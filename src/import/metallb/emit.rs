@@ -41,6 +41,8 @@ fn header(s: &mut String, sources: &[String]) {
          # The daemons gossip to detect dead nodes; gossip is encrypted with a key shared by every\n\
          # node. The packages create it on first install; otherwise, once, then copy it to every\n\
          # node: head -c 32 /dev/urandom | base64 > /etc/ferrolb/gossip.key && chmod 600 /etc/ferrolb/gossip.key\n\
+         # check-config warns (and ferrolb run refuses to start) until this file, and every\n\
+         # password_file below, exists with mode 0600.\n\
          secret_file = \"/etc/ferrolb/gossip.key\"\n\n",
     );
 }

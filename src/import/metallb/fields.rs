@@ -290,3 +290,10 @@ pub(crate) fn community(
         }
     }
 }
+
+/// Addresses as ferrolb writes them: MetalLB tolerates spaces around a range's dash.
+pub(crate) fn addresses(list: Vec<String>) -> Vec<String> {
+    list.into_iter()
+        .map(|a| a.split('-').map(str::trim).collect::<Vec<_>>().join("-"))
+        .collect()
+}

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::fields::{community, duration, node_selector, Fields};
+use super::fields::{addresses, community, duration, node_selector, Fields};
 use super::model::{password_path, Converted, Mode, Peer, Pool};
 use super::notes::Notes;
 
@@ -123,7 +123,7 @@ fn pool(
             return None;
         }
     };
-    p.addresses = f.strs("addresses", notes);
+    p.addresses = addresses(f.strs("addresses", notes));
     p.avoid_buggy_ips = f.bool("avoid-buggy-ips", notes).unwrap_or(false);
     p.auto_assign = f.bool("auto-assign", notes).unwrap_or(true);
     let ads = f.list("bgp-advertisements", notes);

@@ -231,6 +231,17 @@ fn document(
             notes.add(&described, "ferrolb has no BFD yet: its BGP sessions detect a dead peer by the hold time; skipped");
             true
         }
+        _ if map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|a| a.starts_with("metallb.io/")) =>
+        {
+            notes.add(
+                &described,
+                "this metallb.io kind has no ferrolb equivalent; skipped",
+            );
+            false
+        }
         _ => {
             notes.add(
                 if described.is_empty() {

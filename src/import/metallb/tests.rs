@@ -176,3 +176,22 @@ fn a_bgp_pool_without_peers_is_written_valid() {
         "{notes:?}"
     );
 }
+
+#[test]
+fn ranges_with_spaces_and_other_metallb_kinds() {
+    let (v, notes) = conv(concat!(
+        "address-pools:\n- {name: p, protocol: layer2, addresses: ['10.4.0.1 - 10.4.0.9']}\n---\n",
+        "apiVersion: metallb.io/v1beta1\nkind: ServiceL2Status\nmetadata: {name: s}\n",
+    ));
+    assert_eq!(
+        v["pool"][0]["addresses"][0].as_str(),
+        Some("10.4.0.1-10.4.0.9")
+    );
+    assert!(
+        has(
+            &notes,
+            "ServiceL2Status s: this metallb.io kind has no ferrolb equivalent"
+        ),
+        "{notes:?}"
+    );
+}
