@@ -10,6 +10,7 @@ pub mod bgp;
 pub mod config;
 pub mod daemon;
 pub mod host;
+pub mod import;
 pub mod ipam;
 pub mod kube;
 pub mod l2;

@@ -60,6 +60,15 @@ enum Command {
     Reload(ferrolb::host::dbus::cli::BusArgs),
     /// Ask the running daemon to exit for a graceful restart.
     Restart(ferrolb::host::dbus::cli::BusArgs),
+    /// Convert MetalLB configuration (the v0.9-v0.12 ConfigMap or the metallb.io CRDs, in
+    /// multi-document YAML) to ferrolb.toml on stdout; what could not be carried over, and what
+    /// to do by hand, goes to stderr. Exit 1 when a file is unreadable, not YAML or holds no
+    /// MetalLB configuration.
+    ImportMetallb {
+        /// The YAML files (`kubectl get -o yaml` output, manifests).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// The lab: what tests and demos run ferrolb against.
     #[cfg(feature = "lab")]
     #[command(subcommand)]
@@ -111,6 +120,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { config } => check_config(config),
+        Command::ImportMetallb { files } => import_metallb(&files),
         Command::Run { config } => run(config),
         Command::Kubeconfig {
             server,
@@ -288,6 +298,32 @@ fn load_options(path: Option<PathBuf>) -> LoadOptions {
         env: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect(),
+    }
+}
+
+fn import_metallb(files: &[PathBuf]) -> ExitCode {
+    let mut inputs = Vec::new();
+    for f in files {
+        match std::fs::read_to_string(f) {
+            Ok(text) => inputs.push((f.display().to_string(), text)),
+            Err(e) => {
+                eprintln!("ferrolb: cannot read {}: {e}", f.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match ferrolb::import::metallb::convert(&inputs) {
+        Ok(c) => {
+            print!("{}", c.toml);
+            for note in &c.notes {
+                eprintln!("note: {note}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrolb: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,0 +1,3 @@
+//! Converters from other load balancers' configuration to ferrolb's.
+
+pub mod metallb;
