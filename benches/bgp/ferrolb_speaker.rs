@@ -21,7 +21,9 @@ fn service(i: usize) -> [Value; 2] {
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": name, "namespace": "default"},
+            // No node ports: the API's 2,768 would run out (as in a real cluster).
             "spec": {"type": "LoadBalancer", "selector": {"app": name},
+                     "allocateLoadBalancerNodePorts": false,
                      "ports": [{"name": "p80", "protocol": "TCP", "port": 80}]},
         }),
         json!({
