@@ -52,30 +52,35 @@ fn every_node_advertises_frr_installs_multipath_and_flows_spread() {
     want6.sort();
     b.wait_paths(&format!("{v6}/128"), &want6);
 
-    // Each node's metrics say so: the session is up, two prefixes held by the router.
+    // Each node's metrics say so: the session is up, two prefixes held by the router. (The
+    // daemon publishes its own counts at most every 200 ms: wait for them.)
     for node in &b.l.nodes {
         let url = format!("http://{}:7472/metrics", node.host.ipv4);
-        let text =
-            b.l.lab
-                .exec(&b.l.client.ns, "curl", &["-sS", &url])
-                .expect_ok("scrape");
-        for want in [
-            "ferrolb_bgp_session_up{peer=\"router\"} 1",
-            "ferrolb_bgp_announced_prefixes{peer=\"router\"} 2",
-            "ferrolb_announced_addresses{mode=\"bgp\"} 2",
-        ] {
-            assert!(
-                text.lines().any(|l| l == want),
-                "{want} not in {}:\n{text}",
-                node.name
-            );
-        }
-        let sent = text
-            .lines()
-            .find_map(|l| l.strip_prefix("ferrolb_bgp_updates_sent_total{peer=\"router\"} "))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0);
-        assert!(sent >= 2, "UPDATEs sent by {}: {sent}", node.name);
+        wait_for(&format!("{}'s BGP metrics", node.name), ROUTE, || {
+            let text =
+                b.l.lab
+                    .exec(&b.l.client.ns, "curl", &["-sS", &url])
+                    .expect_ok("scrape");
+            for want in [
+                "ferrolb_bgp_session_up{peer=\"router\"} 1",
+                "ferrolb_bgp_announced_prefixes{peer=\"router\"} 2",
+                "ferrolb_announced_addresses{mode=\"bgp\"} 2",
+            ] {
+                if !text.lines().any(|l| l == want) {
+                    return Err(format!("{want} not in:\n{text}"));
+                }
+            }
+            let sent = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ferrolb_bgp_updates_sent_total{peer=\"router\"} "))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if sent >= 2 {
+                Ok(())
+            } else {
+                Err(format!("UPDATEs sent: {sent}"))
+            }
+        });
     }
 
     // Deleted → withdrawn everywhere.
