@@ -4,8 +4,8 @@
 //! stderr instead.
 //!
 //! The journal socket is a test socket: the daemon runs in a private mount namespace
-//! (`unshare -m`) where a tmpfs covers `/run/systemd` and our directory is bound on
-//! `/run/systemd/journal`, so nothing of the host's journal is touched. Needs root and
+//! (`unshare -m`) where a tmpfs covers `/run` (the host need not have `/run/systemd`) and our
+//! directory is bound on `/run/systemd/journal`, so nothing of the host's journal is touched. Needs root and
 //! `unshare` (util-linux).
 
 use std::collections::BTreeMap;
@@ -84,7 +84,7 @@ fn start(journal_stream: impl Fn(u64, u64) -> String) -> (Run, UnixDatagram) {
     let stderr = File::create(&stderr_path).unwrap();
     let meta = stderr.metadata().unwrap();
     let script = format!(
-        "mount --make-rprivate / && mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/journal \
+        "mount --make-rprivate / && mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/journal \
          && mount --bind {} /run/systemd/journal && exec \"$@\"",
         journal_dir.display()
     );
