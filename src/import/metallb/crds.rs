@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::fields::{addresses, community, duration, node_selector, Fields};
+use super::fields::{addresses, duration, node_selector, Fields};
 use super::model::{password_path, Converted, Mode, Peer, Pool};
 use super::notes::Notes;
 
@@ -253,12 +253,7 @@ fn advertise(
             settings.bgp.aggregation_length_v6 = f.int("aggregationLengthV6", notes);
             settings.bgp.local_pref = f.int("localPref", notes);
             settings.bgp.peers = f.strs("peers", notes);
-            let key = f.key("communities");
-            for c in f.strs("communities", notes) {
-                if let Some(v) = community(&key, &c, aliases, notes) {
-                    settings.bgp.communities.push(v);
-                }
-            }
+            settings.bgp.communities = f.communities("communities", aliases, notes);
         }
     }
     f.rest(notes);

@@ -100,6 +100,21 @@ impl Fields {
         b
     }
 
+    /// Takes a list of communities as an advertisement writes them: aliases resolved from
+    /// `aliases`, each checked; one that is neither an alias nor a value is noted and left out.
+    pub fn communities(
+        &mut self,
+        k: &str,
+        aliases: &BTreeMap<String, String>,
+        notes: &mut Notes,
+    ) -> Vec<String> {
+        let at = self.key(k);
+        self.strs(k, notes)
+            .iter()
+            .filter_map(|c| community(&at, c, aliases, notes))
+            .collect()
+    }
+
     /// Takes a list of strings (a single string counts as a list of one).
     pub fn strs(&mut self, k: &str, notes: &mut Notes) -> Vec<String> {
         let at = self.key(k);
@@ -275,7 +290,7 @@ pub(crate) fn duration(at: &str, text: &str, notes: &mut Notes) -> Option<String
 
 /// A community as written in an advertisement: an alias (resolved from `aliases`) or a value.
 /// `None` with a note when it is neither.
-pub(crate) fn community(
+fn community(
     at: &str,
     text: &str,
     aliases: &BTreeMap<String, String>,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::fields::{addresses, community, duration, node_selector, Fields};
+use super::fields::{addresses, duration, node_selector, Fields};
 use super::model::{password_path, Converted, Mode, Peer, Pool};
 use super::notes::Notes;
 
@@ -146,12 +146,7 @@ fn pool(
             p.bgp.aggregation_length = ad.int("aggregation-length", notes);
             p.bgp.aggregation_length_v6 = ad.int("aggregation-length-v6", notes);
             p.bgp.local_pref = ad.int("localpref", notes);
-            let key = ad.key("communities");
-            for c in ad.strs("communities", notes) {
-                if let Some(v) = community(&key, &c, aliases, notes) {
-                    p.bgp.communities.push(v);
-                }
-            }
+            p.bgp.communities = ad.communities("communities", aliases, notes);
             ad.rest(notes);
         }
     }
