@@ -5,8 +5,8 @@
 //!
 //! The journal socket is a test socket: the daemon runs in a private mount namespace
 //! (`unshare -m`) where a tmpfs covers `/run` (the host need not have `/run/systemd`) and our
-//! directory is bound on `/run/systemd/journal`, so nothing of the host's journal is touched. Needs root and
-//! `unshare` (util-linux).
+//! directory is bound on `/run/systemd/journal`, so nothing of the host's journal is touched.
+//! Needs root and `unshare` (util-linux).
 
 use std::collections::BTreeMap;
 use std::fs::File;

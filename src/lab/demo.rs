@@ -159,7 +159,7 @@ fn story() -> Result<Report, LabError> {
     let l2_probe = probe::spawn(CLIENT_NS, l2, start, Duration::from_secs(10));
     let bgp_probe = bgp.map(|a| probe::spawn(CLIENT_NS, a, start, window));
     println!("{}", cable(&owner, false)?);
-    let l2_samples = join(l2_probe)?;
+    let l2_samples = probe::join(l2_probe)?;
     let moved = l2_samples
         .iter()
         .find(|s| s.node.as_deref().is_some_and(|n| n != owner));
@@ -170,7 +170,7 @@ fn story() -> Result<Report, LabError> {
         .filter(|s| s.node.is_none())
         .count();
     if let Some(p) = bgp_probe {
-        let samples = join(p)?;
+        let samples = probe::join(p)?;
         let failed: Vec<&probe::Sample> = samples.iter().filter(|s| s.node.is_none()).collect();
         report.bgp_lost = Some((
             failed.len(),
@@ -180,15 +180,4 @@ fn story() -> Result<Report, LabError> {
     }
     println!("{}", cable(&owner, true)?);
     Ok(report)
-}
-
-fn join(
-    h: std::thread::JoinHandle<Result<Vec<probe::Sample>, LabError>>,
-) -> Result<Vec<probe::Sample>, LabError> {
-    h.join().unwrap_or_else(|_| {
-        Err(LabError::Command {
-            command: "probe".into(),
-            detail: "the probe thread panicked".into(),
-        })
-    })
 }

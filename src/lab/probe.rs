@@ -95,12 +95,15 @@ pub fn spawn(
 /// Connections to `addr` from `ns` one after another, `count` of them: who answered each.
 pub fn answers(ns: &str, addr: SocketAddr, count: usize) -> Result<Vec<Option<String>>, LabError> {
     let ns = ns.to_string();
-    std::thread::spawn(move || {
+    join(std::thread::spawn(move || {
         enter(&ns)?;
         Ok((0..count).map(|_| ask(addr)).collect())
-    })
-    .join()
-    .unwrap_or_else(|_| {
+    }))
+}
+
+/// The result of a probe thread (a panic in it is an error, not ours).
+pub fn join<T>(h: std::thread::JoinHandle<Result<T, LabError>>) -> Result<T, LabError> {
+    h.join().unwrap_or_else(|_| {
         Err(LabError::Command {
             command: "probe".into(),
             detail: "the probe thread panicked".into(),
